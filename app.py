@@ -1,0 +1,103 @@
+"""Pneumonia X-ray demo: calibrated NORMAL / PNEUMONIA with a Grad-CAM overlay.
+
+    python app.py        # GRADIO_SERVER_NAME / GRADIO_SERVER_PORT pick the address
+
+UI only: the model, the image checks and Grad-CAM live in `pneumonia/`.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import time
+
+os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import gradio as gr  # noqa: E402
+
+from pneumonia import config as cfg  # noqa: E402
+from pneumonia import serving  # noqa: E402
+from pneumonia.imaging import ImageError  # noqa: E402
+
+log = logging.getLogger("pneumonia.app")
+logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+
+model = serving.load_from_environment()
+predictor = model.predictor
+EXAMPLES = sorted(str(p) for p in (cfg.ROOT / "examples").iterdir()
+                  if p.suffix.lower() in {".jpeg", ".jpg", ".png"})
+stats = {"requests": 0, "errors": 0}
+
+
+def _path_of(upload) -> str | None:
+    """The uploaded file's path: Gradio passes a FileData dict (preprocess off)."""
+    if upload is None:
+        return None
+    if isinstance(upload, dict):
+        return upload.get("path")
+    return str(upload)
+
+
+def analyze(upload):
+    """Image file -> (label, Grad-CAM overlay, JSON for programs)."""
+    stats["requests"] += 1
+    start = time.perf_counter()
+    path = _path_of(upload)
+    if not path:
+        stats["errors"] += 1
+        raise gr.Error("No image was given: upload a chest X-ray first.", print_exception=False)
+    try:
+        result = predictor.analyze(path)
+    except ImageError as e:
+        stats["errors"] += 1
+        raise gr.Error(str(e), print_exception=False) from None
+    # Counts and timings only: nothing about the image is logged or kept.
+    log.info("request %d answered in %.0f ms (%d errors so far)", stats["requests"],
+             1000 * (time.perf_counter() - start), stats["errors"])
+    details = {k: v for k, v in result.items() if k not in ("overlay", "probabilities")}
+    return result["probabilities"], result["overlay"], details
+
+
+DECISION_JS = """(d) => !d || !d.decision ? "" :
+  `**Decision: ${d.decision}** (P(PNEUMONIA) = ${(100 * d.probability_pneumonia).toFixed(1)}%, ` +
+  `operating threshold ${(100 * d.threshold).toFixed(1)}%). Heatmap for: ${d.heatmap_class}.`"""
+
+with gr.Blocks(title="Pneumonia X-ray classifier with Grad-CAM", analytics_enabled=False,
+               delete_cache=(600, 900)) as demo:
+    gr.Markdown(
+        "# Pneumonia on a chest X-ray, with where the model looked\n"
+        "A fine-tuned ResNet50 reads a frontal chest radiograph and gives a calibrated probability "
+        "of pneumonia, with a Grad-CAM heatmap of the regions that drove its answer.\n\n"
+        f"> ⚠️ **{cfg.DISCLAIMER}**"
+    )
+    with gr.Row():
+        with gr.Column():
+            image = gr.Image(label="Chest X-ray (upload, drop or paste)", type="filepath",
+                             image_mode=None, sources=["upload", "clipboard"], height=380)
+            button = gr.Button("Analyze", variant="primary")
+        with gr.Column():
+            label = gr.Label(label="Calibrated probability", num_top_classes=2, elem_id="label")
+            decision = gr.Markdown(elem_id="decision")
+            heatmap = gr.Image(label="Grad-CAM overlay", type="numpy", format="png",
+                               interactive=False, height=380)
+            gr.Markdown(
+                "Red marks the regions that pushed the score most towards the decided class, blue "
+                "the least; it shows what drove the answer, not where disease is. The map is "
+                "coarse (7x7 cells) and stretched over the image."
+            )
+            details = gr.JSON(label="For programs", open=False)
+    gr.Examples(examples=EXAMPLES, inputs=image, outputs=[label, heatmap, details], fn=analyze,
+                cache_examples=True, cache_mode="eager", preprocess=False,
+                example_labels=[os.path.basename(p).split("_")[0] for p in EXAMPLES])
+    with gr.Accordion("About the model", open=False):
+        gr.Markdown(model.panel_markdown())
+    button.click(analyze, inputs=image, outputs=[label, heatmap, details], api_name="predict",
+                 preprocess=False, concurrency_limit=2)
+    details.change(None, inputs=details, outputs=decision, js=DECISION_JS, queue=False,
+                   api_visibility="private")
+
+demo.queue(max_size=32, default_concurrency_limit=2)
+
+if __name__ == "__main__":
+    demo.launch(max_file_size="25mb", footer_links=["api"])

@@ -1,0 +1,132 @@
+"""Latency, cold start and memory of the app on this machine, side by side.
+
+    python bench/latency.py [--model model] [--runs 40]
+
+1. In-process predict + Grad-CAM: `Predictor.analyze_array` (one compiled
+   call) vs the keras.io Grad-CAM recipe run as written (eager GradientTape,
+   plus `model.predict` for the probability), on the same images.
+2. The app in a subprocess: cold start (process start to first answer),
+   end-to-end latency through `gradio_client`, resident memory.
+Prints a table and the ratios.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests"))
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+
+
+def pct(xs: list[float]) -> tuple[float, float]:
+    return float(np.percentile(xs, 50)), float(np.percentile(xs, 95))
+
+
+def keras_io_recipe(model, img_array, layer="conv5_block3_out"):
+    """https://keras.io/examples/vision/grad_cam/ as written (eager)."""
+    import keras
+    import tensorflow as tf
+    preds = model.predict(img_array, verbose=0)
+    grad_model = keras.models.Model(model.inputs, [model.get_layer(layer).output, model.output])
+    with tf.GradientTape() as tape:
+        last_conv_layer_output, preds = grad_model(img_array)
+        class_channel = preds[:, 0]
+    grads = tape.gradient(class_channel, last_conv_layer_output)
+    pooled_grads = tf.reduce_mean(grads, axis=(0, 1, 2))
+    heatmap = last_conv_layer_output[0] @ pooled_grads[..., tf.newaxis]
+    heatmap = tf.squeeze(heatmap)
+    return preds, (tf.maximum(heatmap, 0) / tf.math.reduce_max(heatmap)).numpy()
+
+
+def in_process(model_dir: str, images: list[Path], runs: int) -> dict:
+    from pneumonia.imaging import load_image, to_model_input
+    from pneumonia.serving import load
+    served = load(model_dir)
+    predictor = served.predictor
+    greys = [load_image(p) for p in images]
+    predictor.analyze_array(greys[0])  # trace once, as the app does at start
+    ours = []
+    for i in range(runs):
+        t = time.perf_counter()
+        predictor.analyze_array(greys[i % len(greys)])
+        ours.append(1000 * (time.perf_counter() - t))
+    from pneumonia.model import load_model_folder
+    net, _ = load_model_folder(model_dir)
+    keras_io_recipe(net, to_model_input(greys[0])[None])
+    recipe = []
+    for i in range(max(10, runs // 4)):
+        t = time.perf_counter()
+        keras_io_recipe(net, to_model_input(greys[i % len(greys)])[None])
+        recipe.append(1000 * (time.perf_counter() - t))
+    return {"ours": pct(ours), "recipe": pct(recipe)}
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def end_to_end(model_dir: str, images: list[Path], runs: int) -> dict:
+    from conftest import free_port
+    from gradio_client import Client, handle_file
+    port = free_port()
+    env = {**os.environ, "GRADIO_SERVER_NAME": "127.0.0.1", "GRADIO_SERVER_PORT": str(port),
+           "PNEUMONIA_MODEL": model_dir}
+    t0 = time.perf_counter()
+    proc = subprocess.Popen([sys.executable, "app.py"], cwd=ROOT, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}/"
+    try:
+        while True:
+            try:
+                client = Client(url, verbose=False)
+                client.predict(handle_file(str(images[0])), api_name="/predict")
+                break
+            except Exception:
+                if proc.poll() is not None or time.perf_counter() - t0 > 180:
+                    raise RuntimeError("app did not start")
+                time.sleep(0.2)
+        cold = time.perf_counter() - t0
+        lat = []
+        for i in range(runs):
+            t = time.perf_counter()
+            client.predict(handle_file(str(images[i % len(images)])), api_name="/predict")
+            lat.append(1000 * (time.perf_counter() - t))
+        return {"cold_s": cold, "e2e": pct(lat), "rss_mb": rss_mb(proc.pid)}
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", default=str(ROOT / "model"))
+    p.add_argument("--runs", type=int, default=40)
+    args = p.parse_args()
+    images = sorted((ROOT / "examples").glob("*.jpeg"))
+    e2e = end_to_end(args.model, images, args.runs)  # first, on a quiet machine
+    local = in_process(args.model, images, args.runs)
+    print(f"\n{os.cpu_count()} CPU cores, {args.runs} runs, {len(images)} example images\n")
+    print("| measurement | p50 | p95 | target |")
+    print("|---|---|---|---|")
+    print(f"| predict + Grad-CAM, library (one tf.function) | {local['ours'][0]:.0f} ms | {local['ours'][1]:.0f} ms | p50 <= 100 ms |")
+    print(f"| predict + Grad-CAM, keras.io recipe (eager) | {local['recipe'][0]:.0f} ms | {local['recipe'][1]:.0f} ms | |")
+    print(f"| end to end through gradio_client | {e2e['e2e'][0]:.0f} ms | {e2e['e2e'][1]:.0f} ms | p50 <= 200 ms |")
+    print(f"| cold start: process start to first answer | {e2e['cold_s']:.1f} s | | <= 15 s |")
+    print(f"| server resident memory after the runs | {e2e['rss_mb']:.0f} MB | | |")
+    print(f"\nSpeed-up of the library over the keras.io recipe (p50): {local['recipe'][0] / local['ours'][0]:.1f}x (target >= 10x)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,50 @@
+"""The project's settings, in one place."""
+from __future__ import annotations
+
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+# Model input: RGB pixels in [0, 255] at this size; ResNet50's own
+# preprocessing runs inside the saved graph.
+IMAGE_SIZE = 224
+CLASS_NAMES = ("NORMAL", "PNEUMONIA")
+POSITIVE_CLASS = "PNEUMONIA"
+
+# Keras's ResNet50 "caffe" preprocessing: RGB -> BGR, minus the ImageNet mean.
+IMAGENET_BGR_MEAN = (103.939, 116.779, 123.68)
+
+# Grad-CAM target: the backbone's last convolutional block.
+LAST_CONV_LAYER = "conv5_block3_out"
+# Training caches activations up to here and fine-tunes what comes after.
+CACHE_LAYER = "conv4_block6_out"
+
+# Files of a model folder.
+MODEL_FILE = "model.keras"
+CONFIG_FILE = "config.json"
+METRICS_FILE = "metrics.json"
+HISTORY_FILE = "history.json"
+CARD_FILE = "README.md"
+
+# The embedded default model, committed in the repo.
+EMBEDDED_MODEL_DIR = ROOT / "model"
+
+# Operating point rule, applied on the validation split only.
+TARGET_SENSITIVITY = 0.95
+
+# Dataset attribution (CC BY 4.0), shown wherever its images are used.
+DATASET_CITATION = (
+    'Kermany, Daniel; Zhang, Kang; Goldbaum, Michael (2018), "Labeled Optical '
+    "Coherence Tomography (OCT) and Chest X-Ray Images for Classification\", "
+    "Mendeley Data, V2, doi:10.17632/rscbjbr9sj.2, licensed CC BY 4.0. "
+    "Distributed on Kaggle as \"Chest X-Ray Images (Pneumonia)\" "
+    "(paultimothymooney/chest-xray-pneumonia)."
+)
+DATASET_PAPER = (
+    'Kermany et al., "Identifying Medical Diagnoses and Treatable Diseases by '
+    'Image-Based Deep Learning", Cell 172(5), 2018.'
+)
+DISCLAIMER = (
+    "Research demo, not a medical device. It must not be used to diagnose, "
+    "treat or triage anyone. Its outputs have not been clinically validated."
+)

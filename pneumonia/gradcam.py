@@ -1,0 +1,78 @@
+"""Grad-CAM (Selvaraju et al. 2017) for the one-logit classifier.
+
+`CAM` holds what every class-activation method shares: one compiled call that
+returns the logit and the map together, so explaining costs a single forward
+pass plus the (cheap) gradient of the logit with respect to the last conv
+block. Subclasses only say how channels are weighted.
+"""
+from __future__ import annotations
+
+import cv2
+import keras
+import numpy as np
+import tensorflow as tf
+
+from .config import IMAGE_SIZE, LAST_CONV_LAYER
+
+PREDICTED = -1  # target: the class decided at the operating threshold
+
+
+class CAM:
+    """Base class: logit and class-activation map in one `tf.function`."""
+
+    def __init__(self, model: keras.Model, layer: str = LAST_CONV_LAYER):
+        self.grad_model = keras.Model(model.input, [model.get_layer(layer).output, model.output])
+        self._call = tf.function(self._logit_and_map, input_signature=[
+            tf.TensorSpec((None, IMAGE_SIZE, IMAGE_SIZE, 3), tf.float32),
+            tf.TensorSpec((), tf.int32),
+            tf.TensorSpec((), tf.float32),
+        ])
+
+    def channel_weights(self, activations: tf.Tensor, grads: tf.Tensor) -> tf.Tensor:
+        """(B, H, W, C) activations and gradients -> (B, C) channel weights."""
+        raise NotImplementedError
+
+    def _logit_and_map(self, images, target, decision_logit):
+        with tf.GradientTape() as tape:
+            activations, logits = self.grad_model(images, training=False)
+        grads = tape.gradient(logits, activations)
+        logit = logits[:, 0]
+        # PNEUMONIA explains +logit, NORMAL explains -logit.
+        is_positive = tf.where(target == PREDICTED, logit >= decision_logit,
+                               tf.fill(tf.shape(logit), target == 1))
+        sign = tf.where(is_positive, 1.0, -1.0)[:, None, None, None]
+        weights = self.channel_weights(activations, sign * grads)
+        cam = tf.nn.relu(tf.einsum("bhwc,bc->bhw", activations, weights))
+        peak = tf.reduce_max(cam, axis=(1, 2), keepdims=True)
+        return logit, tf.math.divide_no_nan(cam, peak)
+
+    def __call__(self, images: np.ndarray, target: int = PREDICTED,
+                 decision_logit: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+        """(B, 224, 224, 3) RGB [0, 255] -> logits (B,), maps (B, 7, 7) in [0, 1].
+
+        `target`: PREDICTED (the class on the side of `decision_logit` the
+        logit falls), 0 for NORMAL or 1 for PNEUMONIA.
+        """
+        logit, cam = self._call(tf.convert_to_tensor(images, tf.float32),
+                                tf.constant(target, tf.int32), tf.constant(decision_logit, tf.float32))
+        return logit.numpy(), cam.numpy()
+
+
+class GradCAM(CAM):
+    """Channel weight = the gradient averaged over the map (global average pooling)."""
+
+    def channel_weights(self, activations, grads):
+        return tf.reduce_mean(grads, axis=(1, 2))
+
+
+def overlay(grey: np.ndarray, cam: np.ndarray, alpha: float = 0.4) -> np.ndarray:
+    """Blend a [0, 1] map over a (H, W) uint8 X-ray at the X-ray's own size.
+
+    Returns (H, W, 3) uint8 RGB: JET colormap (red = most influence) over the image.
+    """
+    h, w = grey.shape[:2]
+    heat = cv2.resize(np.asarray(cam, np.float32), (w, h), interpolation=cv2.INTER_CUBIC)
+    heat = np.uint8(np.clip(heat, 0, 1) * 255)
+    colored = cv2.cvtColor(cv2.applyColorMap(heat, cv2.COLORMAP_JET), cv2.COLOR_BGR2RGB)
+    base = cv2.cvtColor(grey, cv2.COLOR_GRAY2RGB)
+    return cv2.addWeighted(colored, alpha, base, 1 - alpha, 0)

@@ -1,0 +1,103 @@
+"""Turn an image file into a validated greyscale picture, then into model input.
+
+Training and serving both go through `load_image` -> `to_model_input`, so the
+pixels the model sees are prepared the same way in both.
+"""
+from __future__ import annotations
+
+import io
+import warnings
+from pathlib import Path
+
+import cv2
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from .config import IMAGE_SIZE
+
+MIN_SIDE = 64
+MAX_PIXELS = 50_000_000
+
+
+class ImageError(ValueError):
+    """An input that cannot be read as an X-ray; the message says why, for users."""
+
+
+def _open(source: str | Path | bytes) -> Image.Image:
+    if source is None or (isinstance(source, (bytes, str)) and len(source) == 0):
+        raise ImageError("No image was given: upload a chest X-ray first.")
+    try:
+        with warnings.catch_warnings():
+            # We check the size ourselves below, with a clearer message.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            if isinstance(source, bytes):
+                return Image.open(io.BytesIO(source))
+            return Image.open(source)
+    except FileNotFoundError:
+        raise ImageError(f"File not found: {source}") from None
+    except (UnidentifiedImageError, Image.DecompressionBombError):
+        raise ImageError(
+            "This file is not an image we can read. Upload a JPEG, PNG, BMP, "
+            "TIFF or WebP chest X-ray."
+        ) from None
+    except OSError as e:
+        raise ImageError(f"The image could not be opened ({e}).") from None
+
+
+def _to_grey8(img: Image.Image) -> np.ndarray:
+    """Any PIL mode -> uint8 greyscale, stretching >8-bit data to the full range."""
+    if img.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+        arr = np.asarray(img, dtype=np.float64)
+        lo, hi = float(arr.min()), float(arr.max())
+        if hi <= lo:
+            return np.zeros(arr.shape, np.uint8)
+        return np.round((arr - lo) * (255.0 / (hi - lo))).astype(np.uint8)
+    if img.mode == "P":
+        img = img.convert("RGBA")
+    if img.mode in ("RGBA", "LA", "PA"):
+        # Transparent areas become black, like the film around a radiograph.
+        rgba = img.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (0, 0, 0, 255))
+        img = Image.alpha_composite(background, rgba)
+    return np.asarray(img.convert("L"), dtype=np.uint8)
+
+
+def load_image(source: str | Path | bytes) -> np.ndarray:
+    """Read an image file (path or bytes) into a (H, W) uint8 greyscale array.
+
+    Honours EXIF orientation. Raises ImageError with a user-facing message for
+    files that are not images, corrupt or truncated data, images too small to
+    read (< 64 px a side) and decompression bombs (> 50 megapixels).
+    """
+    img = _open(source)
+    width, height = img.size
+    if width * height > MAX_PIXELS:
+        raise ImageError(
+            f"The image is too large ({width}x{height} = {width * height / 1e6:.0f} "
+            f"megapixels; the limit is {MAX_PIXELS / 1e6:.0f})."
+        )
+    if min(width, height) < MIN_SIDE:
+        raise ImageError(
+            f"The image is too small ({width}x{height}); it needs at least "
+            f"{MIN_SIDE} pixels on each side."
+        )
+    try:
+        img.load()
+        img = ImageOps.exif_transpose(img)
+        return _to_grey8(img)
+    except (OSError, SyntaxError, ValueError) as e:
+        raise ImageError(f"The image is corrupt or truncated ({e}).") from None
+
+
+def to_model_input(grey: np.ndarray) -> np.ndarray:
+    """(H, W) uint8 -> (224, 224, 3) float32 RGB in [0, 255], aspect not kept.
+
+    The dataset's radiographs were squashed to 224x224 the same way.
+    """
+    h, w = grey.shape[:2]
+    shrinking = h * w > IMAGE_SIZE * IMAGE_SIZE
+    resized = cv2.resize(
+        grey, (IMAGE_SIZE, IMAGE_SIZE),
+        interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR,
+    )
+    return np.repeat(resized[:, :, None], 3, axis=2).astype(np.float32)

@@ -1,0 +1,46 @@
+"""From an image file to a calibrated answer and its Grad-CAM overlay."""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import keras
+import numpy as np
+
+from .calibration import sigmoid
+from .gradcam import PREDICTED, GradCAM, overlay
+from .imaging import load_image, to_model_input
+
+
+class Predictor:
+    """Wraps a loaded model folder: `analyze(file)` -> plain values for the UI/API."""
+
+    def __init__(self, model: keras.Model, config: dict, version: str = "local"):
+        self.config = config
+        self.version = version
+        self.classes = list(config["class_names"])
+        self.temperature = float(config["temperature"])
+        self.threshold = float(config["threshold"])
+        # The raw logit at which the calibrated probability equals the threshold.
+        t = min(max(self.threshold, 1e-12), 1 - 1e-12)
+        self.decision_logit = self.temperature * math.log(t / (1 - t))
+        self.cam = GradCAM(model, config.get("last_conv_layer", "conv5_block3_out"))
+
+    def analyze_array(self, grey: np.ndarray, target: int = PREDICTED) -> dict:
+        """(H, W) uint8 X-ray -> probabilities, decision and overlay (H, W, 3)."""
+        logits, maps = self.cam(to_model_input(grey)[None], target, self.decision_logit)
+        p = float(sigmoid(logits[0] / self.temperature))
+        decision = self.classes[1] if p >= self.threshold else self.classes[0]
+        return {
+            "probabilities": {self.classes[0]: 1.0 - p, self.classes[1]: p},
+            "probability_pneumonia": p,
+            "threshold": self.threshold,
+            "decision": decision,
+            "heatmap_class": decision if target == PREDICTED else self.classes[target],
+            "model_version": self.version,
+            "overlay": overlay(grey, maps[0]),
+        }
+
+    def analyze(self, source: str | Path | bytes, target: int = PREDICTED) -> dict:
+        """Read and validate an image file, then `analyze_array`. Raises ImageError."""
+        return self.analyze_array(load_image(source), target)

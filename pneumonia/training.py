@@ -1,0 +1,227 @@
+"""Two-phase fine-tuning of ResNet50 on cached activations.
+
+The frozen stages run once per image view: each training image is cached as
+its clean view plus `views` augmented ones (augmentation therefore happens
+before the cache, a fresh random view is drawn from those per epoch), and the
+trainable stages then train on the cached activations. Phase 1 fits the head
+on pooled features of the frozen backbone; phase 2 fine-tunes from
+`fine_tune_from` (BatchNorm frozen) with a lower learning rate. The epoch with
+the best validation ROC AUC is kept. Then a temperature and the threshold are
+fitted on the validation split, which is grouped by patient.
+"""
+from __future__ import annotations
+
+import json
+import platform
+import subprocess
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+from sklearn.metrics import roc_auc_score
+
+from . import augment, calibration, data
+from . import model as models
+from .config import (CLASS_NAMES, CONFIG_FILE, HISTORY_FILE, IMAGE_SIZE,
+                     MODEL_FILE, TARGET_SENSITIVITY)
+
+
+@dataclass
+class TrainOptions:
+    data_dir: str
+    out_dir: str = "runs/model"
+    weights: str | None = "imagenet"
+    head_epochs: int = 20
+    epochs: int = 6
+    batch_size: int = 32
+    fine_tune_from: str = "conv5"
+    views: int = 2
+    val_fraction: float = 0.15
+    head_lr: float = 1e-3
+    lr: float = 5e-5
+    dropout: float = 0.3
+    seed: int = 0
+    limit: int | None = None
+
+
+def log(msg: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+
+def git_commit() -> str:
+    try:
+        return subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
+                              cwd=Path(__file__).parent, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def class_weights(labels: np.ndarray) -> dict[int, float]:
+    """Balanced weights: each class contributes half of the loss."""
+    counts = np.bincount(labels, minlength=2)
+    return {c: float(len(labels) / (2 * counts[c])) for c in range(2)}
+
+
+def _as_rgb(grey: np.ndarray) -> np.ndarray:
+    return np.repeat(grey[..., None], 3, axis=-1).astype(np.float32)
+
+
+def cache_activations(features: keras.Model, images: np.ndarray, batch_size: int):
+    """Run the frozen stages once: (activations as float16, pooled features)."""
+    fn = tf.function(lambda x: features(x, training=False))
+    act_shape = tuple(features.outputs[0].shape[1:])
+    acts = np.zeros((len(images), *act_shape), np.float16)
+    pooled = np.zeros((len(images), features.outputs[1].shape[-1]), np.float32)
+    bar = keras.utils.Progbar(len(images), unit_name="image")
+    for start in range(0, len(images), batch_size):
+        a, p = fn(_as_rgb(images[start:start + batch_size]))
+        acts[start:start + len(a)] = a.numpy().astype(np.float16)
+        pooled[start:start + len(p)] = p.numpy()
+        bar.add(len(a))
+    return acts, pooled
+
+
+def predict_logits(net: keras.Model, x: np.ndarray, batch_size: int = 64) -> np.ndarray:
+    fn = tf.function(lambda b: net(b, training=False), reduce_retracing=True)
+    return np.concatenate([fn(x[i:i + batch_size].astype(np.float32)).numpy()[:, 0]
+                           for i in range(0, len(x), batch_size)])
+
+
+def _val_stats(logits: np.ndarray, labels: np.ndarray) -> dict[str, float]:
+    return {"val_loss": calibration.nll(logits, labels), "val_auc": float(roc_auc_score(labels, logits))}
+
+
+def train(opts: TrainOptions) -> Path:
+    """Train, calibrate and save a model folder (without test metrics)."""
+    t0 = time.time()
+    keras.utils.set_random_seed(opts.seed)
+    rng = np.random.default_rng(opts.seed)
+    out = Path(opts.out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+
+    paths, labels = data.list_split(opts.data_dir, "train")
+    if (Path(opts.data_dir) / "val").is_dir():
+        log("Ignoring the dataset's val/ folder (16 images); validation is carved out of train.")
+    paths, labels = data.limit_per_class(paths, labels, opts.limit, opts.seed)
+    log(f"Reading {len(paths)} training images from {opts.data_dir}/train")
+    images, kept, skipped = data.load_images(paths)
+    for path, why in skipped:
+        log(f"  skipped unreadable file {path}: {why}")
+    log(f"Read {len(kept)} images, skipped {len(skipped)} unreadable")
+    paths, labels = [paths[i] for i in kept], labels[kept]
+    groups = [data.patient_id(p.name) for p in paths]
+    train_idx, val_idx = data.grouped_split(labels, groups, opts.val_fraction, opts.seed)
+    log(f"Split by patient: train {len(train_idx)} images ({len({groups[i] for i in train_idx})} patients), "
+        f"validation {len(val_idx)} ({len({groups[i] for i in val_idx})} patients)")
+
+    net = models.build_model(opts.weights, opts.dropout)
+    cache_layer = models.cache_layer_for(opts.fine_tune_from)
+    features = models.feature_model(net, cache_layer)
+
+    # Views: the clean image, then `views` augmented ones per training image.
+    train_views = [images[train_idx]]
+    for _ in range(opts.views):
+        train_views.append(np.stack([augment.augment(img, rng) for img in images[train_idx]]))
+    view_images = np.concatenate(train_views + [images[val_idx]])
+    n_train = len(train_idx)
+    log(f"Caching {cache_layer} for {len(view_images)} views "
+        f"({1 + opts.views} per training image, 1 per validation image)")
+    acts, pooled = cache_activations(features, view_images, opts.batch_size)
+    val_rows = np.arange((1 + opts.views) * n_train, len(view_images))
+    y_train, y_val = labels[train_idx], labels[val_idx]
+    weights = class_weights(y_train)
+    history: list[dict] = []
+
+    # Phase 1: the head on the frozen backbone's pooled features.
+    head = models.head_model(net)
+    head.compile(optimizer=keras.optimizers.Adam(opts.head_lr),
+                 loss=keras.losses.BinaryCrossentropy(from_logits=True))
+    x_head = pooled[: (1 + opts.views) * n_train]
+    y_head = np.tile(y_train, 1 + opts.views).astype(np.float32)
+    best = {"val_auc": -1.0}
+    log(f"Phase 1: head only, {opts.head_epochs} epochs")
+    for epoch in range(1, opts.head_epochs + 1):
+        fit = head.fit(x_head, y_head, batch_size=64, epochs=1, shuffle=True,
+                       class_weight=weights, verbose=0)
+        stats = _val_stats(predict_logits(head, pooled[val_rows]), y_val)
+        history.append({"phase": "head", "epoch": epoch, "loss": fit.history["loss"][-1], **stats})
+        log(f"  head epoch {epoch}: loss {history[-1]['loss']:.4f} val_loss {stats['val_loss']:.4f} "
+            f"val_auc {stats['val_auc']:.4f}")
+        if stats["val_auc"] > best["val_auc"]:
+            best = {"val_auc": stats["val_auc"], "phase": "head", "epoch": epoch,
+                    "weights": [w.copy() for w in head.get_weights()]}
+    head.set_weights(best["weights"])
+
+    # Phase 2: fine-tune from `fine_tune_from` on the cached activations.
+    models.set_fine_tuning(net, opts.fine_tune_from)
+    top = models.top_model(net, cache_layer)
+    top.compile(optimizer=keras.optimizers.AdamW(opts.lr, weight_decay=1e-4),
+                loss=keras.losses.BinaryCrossentropy(from_logits=True))
+    best["weights"] = [w.copy() for w in top.get_weights()]
+    log(f"Phase 2: fine-tuning from {opts.fine_tune_from}, {opts.epochs} epochs, "
+        f"{len(top.trainable_weights)} trainable tensors")
+    for epoch in range(1, opts.epochs + 1):
+        order = rng.permutation(n_train)
+        rows = rng.integers(0, 1 + opts.views, n_train) * n_train + order
+        bar = keras.utils.Progbar(n_train, unit_name="image")
+        losses = []
+        t_epoch = time.time()
+        for start in range(0, n_train, opts.batch_size):
+            batch = np.sort(rows[start:start + opts.batch_size])
+            y = y_train[batch % n_train].astype(np.float32)
+            loss = top.train_on_batch(acts[batch].astype(np.float32), y, class_weight=weights)
+            losses.append(float(loss))
+            bar.add(len(batch), [("loss", losses[-1])])
+        stats = _val_stats(predict_logits(top, acts[val_rows]), y_val)
+        history.append({"phase": "finetune", "epoch": epoch, "loss": float(np.mean(losses)),
+                        "images_per_s": n_train / (time.time() - t_epoch), **stats})
+        log(f"  fine-tune epoch {epoch}: loss {history[-1]['loss']:.4f} val_loss {stats['val_loss']:.4f} "
+            f"val_auc {stats['val_auc']:.4f} ({history[-1]['images_per_s']:.1f} img/s)")
+        if stats["val_auc"] > best["val_auc"]:
+            best = {"val_auc": stats["val_auc"], "phase": "finetune", "epoch": epoch,
+                    "weights": [w.copy() for w in top.get_weights()]}
+    top.set_weights(best["weights"])
+    log(f"Kept {best['phase']} epoch {best['epoch']} (val AUC {best['val_auc']:.4f})")
+
+    # Calibration and operating point, on validation only.
+    val_logits = predict_logits(top, acts[val_rows])
+    temperature = calibration.fit_temperature(val_logits, y_val)
+    val_probs = calibration.sigmoid(val_logits / temperature)
+    threshold = calibration.threshold_for_sensitivity(val_probs, y_val, TARGET_SENSITIVITY)
+    log(f"Temperature {temperature:.4f}, threshold {threshold:.4f} "
+        f"(highest with validation sensitivity >= {TARGET_SENSITIVITY})")
+
+    for layer in net.layers:
+        layer.trainable = True
+    net.save(out / MODEL_FILE)
+    config = {
+        "class_names": list(CLASS_NAMES),
+        "positive_class": CLASS_NAMES[1],
+        "input_size": [IMAGE_SIZE, IMAGE_SIZE, 3],
+        "input": "RGB pixels in [0, 255]; greyscale radiographs repeated on 3 channels",
+        "preprocessing": "inside the graph: ResNet50 caffe (RGB->BGR, minus ImageNet mean)",
+        "output": "logit of PNEUMONIA; probability = sigmoid(logit / temperature)",
+        "temperature": temperature,
+        "threshold": threshold,
+        "threshold_rule": f"highest threshold with validation sensitivity >= {TARGET_SENSITIVITY}",
+        "last_conv_layer": "conv5_block3_out",
+        "best": {"phase": best["phase"], "epoch": best["epoch"], "val_auc": best["val_auc"]},
+        "validation": {"images": int(len(val_idx)), "patients": len({groups[i] for i in val_idx}),
+                       "auc": float(roc_auc_score(y_val, val_probs)),
+                       "split": f"StratifiedGroupKFold by patient, fraction {opts.val_fraction}, seed {opts.seed}"},
+        "data": {"dataset": "Chest X-Ray Images (Pneumonia), Kermany et al. 2018",
+                 "train_images": int(len(train_idx)), "skipped_files": len(skipped),
+                 "limit_per_class": opts.limit},
+        "training": {**asdict(opts), "cache_layer": cache_layer,
+                     "seconds": round(time.time() - t0, 1)},
+        "versions": {"tensorflow": tf.__version__, "keras": keras.__version__,
+                     "python": platform.python_version()},
+        "git_commit": git_commit(),
+    }
+    (out / CONFIG_FILE).write_text(json.dumps(config, indent=2) + "\n")
+    (out / HISTORY_FILE).write_text(json.dumps(history, indent=2) + "\n")
+    log(f"Saved model folder {out} after {time.time() - t0:.0f} s")
+    return out

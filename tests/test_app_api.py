@@ -1,0 +1,54 @@
+"""The real app in a subprocess, called over HTTP by gradio_client."""
+import numpy as np
+import pytest
+from conftest import EXAMPLES
+from gradio_client import Client, handle_file
+from gradio_client.exceptions import AppError
+from PIL import Image
+
+
+@pytest.fixture(scope="module")
+def client(app_url):
+    return Client(app_url, verbose=False)
+
+
+@pytest.mark.parametrize("name, expected", [
+    ("NORMAL_NORMAL2-IM-0300-0001.jpeg", "NORMAL"),
+    ("PNEUMONIA-bacterial_person101_bacteria_484.jpeg", "PNEUMONIA"),
+    ("PNEUMONIA-viral_person1_virus_12.jpeg", "PNEUMONIA"),
+])
+def test_predict_labels_bundled_examples(client, name, expected):
+    label, overlay_path, details = client.predict(handle_file(str(EXAMPLES / name)), api_name="/predict")
+    assert details["decision"] == expected
+    probs = {c["label"]: c["confidence"] for c in label["confidences"]}
+    assert probs["PNEUMONIA"] == pytest.approx(details["probability_pneumonia"])
+    assert probs["NORMAL"] + probs["PNEUMONIA"] == pytest.approx(1.0)
+    assert (probs["PNEUMONIA"] >= details["threshold"]) == (expected == "PNEUMONIA")
+    assert details["model_version"]
+    assert Image.open(overlay_path).size == Image.open(EXAMPLES / name).size
+
+
+def test_overlay_has_the_uploaded_resolution(client, tmp_path):
+    big = Image.open(EXAMPLES / "NORMAL_NORMAL2-IM-0380-0001.jpeg").convert("L").resize((640, 512))
+    path = tmp_path / "large.png"
+    big.save(path)
+    _, overlay_path, details = client.predict(handle_file(str(path)), api_name="/predict")
+    overlay = Image.open(overlay_path)
+    assert overlay.size == (640, 512) and overlay.mode == "RGB"
+    assert np.asarray(overlay).std() > 0
+
+
+def test_bad_input_gets_a_message_and_the_server_keeps_serving(client, tmp_path):
+    junk = tmp_path / "notes.png"
+    junk.write_bytes(b"this is not an image")
+    with pytest.raises(AppError, match="not an image we can read"):
+        client.predict(handle_file(str(junk)), api_name="/predict")
+    tiny = tmp_path / "tiny.png"
+    Image.new("L", (20, 20)).save(tiny)
+    with pytest.raises(AppError, match="too small"):
+        client.predict(handle_file(str(tiny)), api_name="/predict")
+    with pytest.raises(AppError, match="No image was given"):
+        client.predict(None, api_name="/predict")
+    _, _, details = client.predict(handle_file(str(EXAMPLES / "PNEUMONIA-viral_person21_virus_52.jpeg")),
+                                   api_name="/predict")
+    assert details["decision"] == "PNEUMONIA"

@@ -1,0 +1,81 @@
+"""A tiny real training run through the CLI, then the evaluation CLI."""
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from conftest import DATA, ROOT
+from huggingface_hub import ModelCard
+
+from pneumonia import card
+from pneumonia.model import load_model_folder
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    out = tmp_path_factory.mktemp("run") / "model"
+    proc = subprocess.run(
+        [sys.executable, "train.py", "--data", str(DATA), "--out", str(out), "--weights", "none",
+         "--limit", "6", "--head-epochs", "1", "--epochs", "1", "--views", "1",
+         "--batch-size", "8", "--val-fraction", "0.34"],
+        cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return out, proc.stdout
+
+
+def test_run_writes_a_loadable_model_folder(trained):
+    out, log = trained
+    assert "Phase 1" in log and "Phase 2" in log and "Test (12 images)" in log
+    for name in ("model.keras", "config.json", "history.json", "metrics.json", "README.md",
+                 "confusion_matrix.png", "roc_curve.png", "reliability_diagram.png", "training_curves.png"):
+        assert (out / name).is_file(), name
+    net, config = load_model_folder(out)
+    assert config["class_names"] == ["NORMAL", "PNEUMONIA"]
+    assert config["temperature"] > 0 and 0 <= config["threshold"] <= 1
+    assert config["training"]["limit"] == 6
+    x = np.zeros((1, 224, 224, 3), np.float32)
+    assert net(x).shape == (1, 1)
+
+
+def test_metrics_json_has_every_reported_number(trained):
+    m = json.loads((trained[0] / "metrics.json").read_text())
+    for key in ("roc_auc", "pr_auc", "brier", "ece_15"):
+        assert 0 <= m[key] <= 1
+    for at in ("at_threshold", "at_0.5"):
+        for key in ("accuracy", "precision", "sensitivity", "specificity", "f1", "confusion_matrix"):
+            assert key in m[at]
+    assert set(m["ci95_at_threshold"]) == {"accuracy", "sensitivity", "specificity", "roc_auc"}
+    assert m["n"] == 12
+
+
+def test_model_card_parses_and_matches_metrics(trained):
+    out = trained[0]
+    loaded = ModelCard.load(out / "README.md")
+    assert loaded.data.license == "cc-by-4.0"
+    assert "not a medical device" in loaded.text.lower()
+    assert "CC BY 4.0" in loaded.text and "Limitations" in loaded.text
+    metrics = json.loads((out / "metrics.json").read_text())
+    expected = card.metric_values(metrics)
+    got = {r.metric_type: r.metric_value for r in loaded.data.eval_results}
+    for key, mtype, _ in card.CARD_METRICS:
+        assert got[mtype] == pytest.approx(expected[key], abs=5e-5)
+
+
+def test_evaluate_cli_reports_and_fails_cleanly(trained, tmp_path):
+    out = trained[0]
+    ok = subprocess.run([sys.executable, "-m", "pneumonia.evaluate", "--model", str(out),
+                         "--data", str(DATA), "--limit", "3", "--bootstrap", "50"],
+                        cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert ok.returncode == 0, ok.stderr[-2000:]
+    assert "Test (6 images)" in ok.stdout
+    bad = subprocess.run([sys.executable, "-m", "pneumonia.evaluate", "--model", str(out),
+                          "--data", str(tmp_path)], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert bad.returncode == 2 and "Missing folder" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_train_cli_names_a_missing_data_folder(tmp_path):
+    proc = subprocess.run([sys.executable, "train.py", "--data", str(tmp_path / "nope"), "--weights", "none"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2
+    assert "Missing folder" in proc.stderr and "nope" in proc.stderr and "Traceback" not in proc.stderr

@@ -1,0 +1,74 @@
+"""Fine-tune ImageNet ResNet50 on Chest X-Ray Images (Pneumonia), then report it.
+
+    python train.py --data path/to/chest_xray --out runs/model
+
+DATA holds the Kaggle layout: train/{NORMAL,PNEUMONIA} and test/{NORMAL,PNEUMONIA}
+(a val/ folder, if present, is ignored: validation is carved out of train,
+grouped by patient). Writes a model folder: model.keras, config.json,
+history.json, metrics.json, figures and the model card README.md.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from pneumonia.data import DataError
+from pneumonia.model import STAGES
+from pneumonia.training import TrainOptions, log, train
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    d = TrainOptions(data_dir="")
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data", required=True, help="dataset folder (Kaggle layout)")
+    p.add_argument("--out", default=d.out_dir, help="model folder to write (default %(default)s)")
+    p.add_argument("--weights", default="imagenet",
+                   help="'imagenet' (Keras download), 'none', or a ResNet50 notop .h5 file")
+    p.add_argument("--head-epochs", type=int, default=d.head_epochs, help="phase 1 epochs (head only)")
+    p.add_argument("--epochs", type=int, default=d.epochs, help="phase 2 epochs (fine-tuning)")
+    p.add_argument("--batch-size", type=int, default=d.batch_size)
+    p.add_argument("--fine-tune-from", default=d.fine_tune_from, choices=list(STAGES)[1:],
+                   help="first ResNet50 stage to fine-tune (default %(default)s)")
+    p.add_argument("--views", type=int, default=d.views, help="augmented views cached per training image")
+    p.add_argument("--val-fraction", type=float, default=d.val_fraction)
+    p.add_argument("--lr", type=float, default=d.lr, help="fine-tuning learning rate")
+    p.add_argument("--head-lr", type=float, default=d.head_lr)
+    p.add_argument("--seed", type=int, default=d.seed)
+    p.add_argument("--limit", type=int, default=None, help="at most N images per class and split (smoke runs)")
+    p.add_argument("--no-eval", action="store_true", help="skip the test-split report")
+    p.add_argument("--push-to-hub", metavar="REPO_ID", default=None, help="upload the model folder to the Hub")
+    p.add_argument("--private", action="store_true", help="create the Hub repo as private")
+    return p.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    opts = TrainOptions(
+        data_dir=args.data, out_dir=args.out,
+        weights=None if args.weights.lower() == "none" else args.weights,
+        head_epochs=args.head_epochs, epochs=args.epochs, batch_size=args.batch_size,
+        fine_tune_from=args.fine_tune_from, views=args.views, val_fraction=args.val_fraction,
+        head_lr=args.head_lr, lr=args.lr, seed=args.seed, limit=args.limit,
+    )
+    try:
+        folder = train(opts)
+        if not args.no_eval:
+            from pneumonia.evaluate import evaluate_folder
+            evaluate_folder(folder, args.data, args.limit)
+    except (DataError, FileNotFoundError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    if args.push_to_hub:
+        from pneumonia.hub import HubError, push_folder
+        try:
+            url = push_folder(folder, args.push_to_hub, private=args.private)
+        except HubError as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 3
+        log(f"Pushed to {url}")
+    log(f"Done: {folder}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
