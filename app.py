@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import os
 import time
+from collections import Counter
 
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
@@ -18,6 +19,7 @@ import gradio as gr  # noqa: E402
 
 from pneumonia import config as cfg  # noqa: E402
 from pneumonia import serving  # noqa: E402
+from pneumonia.gradcam import PREDICTED  # noqa: E402
 from pneumonia.imaging import ImageError  # noqa: E402
 
 log = logging.getLogger("pneumonia.app")
@@ -27,6 +29,19 @@ model = serving.load_from_environment()
 predictor = model.predictor
 EXAMPLES = sorted(str(p) for p in (cfg.ROOT / "examples").iterdir()
                   if p.suffix.lower() in {".jpeg", ".jpg", ".png"})
+
+
+def _example_labels(paths: list[str]) -> list[str]:
+    """"PNEUMONIA-viral_person1_virus_12.jpeg" -> "PNEUMONIA-viral 1"."""
+    seen: Counter[str] = Counter()
+    labels = []
+    for path in paths:
+        kind = os.path.basename(path).split("_")[0]
+        seen[kind] += 1
+        labels.append(f"{kind} {seen[kind]}")
+    return labels
+
+
 stats = {"requests": 0, "errors": 0}
 
 
@@ -39,7 +54,10 @@ def _path_of(upload) -> str | None:
     return str(upload)
 
 
-def analyze(upload):
+HEATMAP_TARGETS = {"decided class": PREDICTED, "PNEUMONIA": 1, "NORMAL": 0}
+
+
+def analyze(upload, heatmap_for: str = "decided class"):
     """Image file -> (label, Grad-CAM overlay, JSON for programs)."""
     stats["requests"] += 1
     start = time.perf_counter()
@@ -48,7 +66,7 @@ def analyze(upload):
         stats["errors"] += 1
         raise gr.Error("No image was given: upload a chest X-ray first.", print_exception=False)
     try:
-        result = predictor.analyze(path)
+        result = predictor.analyze(path, HEATMAP_TARGETS.get(heatmap_for, PREDICTED))
     except ImageError as e:
         stats["errors"] += 1
         raise gr.Error(str(e), print_exception=False) from None
@@ -56,10 +74,14 @@ def analyze(upload):
     log.info("request %d answered in %.0f ms (%d errors so far)", stats["requests"],
              1000 * (time.perf_counter() - start), stats["errors"])
     details = {k: v for k, v in result.items() if k not in ("overlay", "probabilities")}
+    # A refused image (not a chest X-ray) has no probabilities and no overlay.
     return result["probabilities"], result["overlay"], details
 
 
-DECISION_JS = """(d) => !d || !d.decision ? "" :
+DECISION_JS = """(d) => !d ? "" : d.verdict ?
+  `**${d.verdict}**: no diagnosis given (out-of-distribution score ${d.ood_score.toFixed(2)}, ` +
+  `limit ${d.ood_threshold.toFixed(2)}). Upload a frontal chest radiograph.` :
+  !d.decision ? "" :
   `**Decision: ${d.decision}** (P(PNEUMONIA) = ${(100 * d.probability_pneumonia).toFixed(1)}%, ` +
   `operating threshold ${(100 * d.threshold).toFixed(1)}%). Heatmap for: ${d.heatmap_class}.`"""
 
@@ -75,7 +97,10 @@ with gr.Blocks(title="Pneumonia X-ray classifier with Grad-CAM", analytics_enabl
         with gr.Column():
             image = gr.Image(label="Chest X-ray (upload, drop or paste)", type="filepath",
                              image_mode=None, sources=["upload", "clipboard"], height=380)
+            heatmap_for = gr.Radio(list(HEATMAP_TARGETS), value="decided class", label="Heatmap for")
             button = gr.Button("Analyze", variant="primary")
+            dicom = gr.File(label="...or a DICOM file (.dcm)", file_types=[".dcm", ".dicom"],
+                            type="filepath", height=90)
         with gr.Column():
             label = gr.Label(label="Calibrated probability", num_top_classes=2, elem_id="label")
             decision = gr.Markdown(elem_id="decision")
@@ -89,11 +114,13 @@ with gr.Blocks(title="Pneumonia X-ray classifier with Grad-CAM", analytics_enabl
             details = gr.JSON(label="For programs", open=False)
     gr.Examples(examples=EXAMPLES, inputs=image, outputs=[label, heatmap, details], fn=analyze,
                 cache_examples=True, cache_mode="eager", preprocess=False,
-                example_labels=[os.path.basename(p).split("_")[0] for p in EXAMPLES])
+                example_labels=_example_labels(EXAMPLES))
     with gr.Accordion("About the model", open=False):
         gr.Markdown(model.panel_markdown())
-    button.click(analyze, inputs=image, outputs=[label, heatmap, details], api_name="predict",
-                 preprocess=False, concurrency_limit=2)
+    button.click(analyze, inputs=[image, heatmap_for], outputs=[label, heatmap, details], api_name="predict",
+                 preprocess=False, concurrency_limit=2, concurrency_id="model")
+    dicom.upload(analyze, inputs=[dicom, heatmap_for], outputs=[label, heatmap, details], api_visibility="private",
+                 concurrency_id="model")
     details.change(None, inputs=details, outputs=decision, js=DECISION_JS, queue=False,
                    api_visibility="private")
 

@@ -5,7 +5,8 @@
 DATA holds the Kaggle layout: train/{NORMAL,PNEUMONIA} and test/{NORMAL,PNEUMONIA}
 (a val/ folder, if present, is ignored: validation is carved out of train,
 grouped by patient). Writes a model folder: model.keras, config.json,
-history.json, metrics.json, figures and the model card README.md.
+history.json, the out-of-distribution guard ood.npz, metrics.json, figures
+and the model card README.md.
 """
 from __future__ import annotations
 
@@ -52,6 +53,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     try:
         folder = train(opts)
+        from pneumonia.ood import fit_folder
+        fit_folder(folder, args.data)
         if not args.no_eval:
             from pneumonia.evaluate import evaluate_folder
             evaluate_folder(folder, args.data, args.limit)

@@ -2,6 +2,7 @@
 config.json and metrics.json, so its numbers can't drift from the files."""
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
@@ -13,6 +14,7 @@ DATASET_ID = "paultimothymooney/chest-xray-pneumonia"
 # keras.applications' ImageNet weights are not on the Hub; this is the Keras
 # team's ResNet-50 ImageNet checkpoint there, named for discoverability.
 BASE_MODEL = "keras/resnet_50_imagenet"
+OOD_REPORT_FILE = "ood_report.json"
 # (metric key in metrics.json, model-index type, display name)
 CARD_METRICS = [
     ("accuracy", "accuracy", "Accuracy"),
@@ -56,7 +58,31 @@ def _row(name: str, value: float, ci: list[float] | None = None) -> str:
     return f"| {name} | {value:.4f}{interval} |"
 
 
-def render(config: dict, metrics: dict) -> str:
+def _ood_lines(config: dict, report: dict | None) -> list[str]:
+    ood = config.get("ood")
+    if not ood:
+        return []
+    lines = [
+        "## Out-of-distribution guard",
+        "",
+        f"Images that do not look like a chest X-ray get no diagnosis. Score: {ood['method']} on the "
+        f"{ood['features']} features, fitted on {ood['fitted_on']}; threshold {ood['threshold']:.3f} "
+        f"({ood['threshold_rule']}). No non-X-ray image was used to fit or tune it.",
+        "",
+    ]
+    if report:
+        t, n, e = report["test_xrays"], report["non_xrays"], report["edited_test_xrays_accepted"]
+        lines += ["| images | n | result |", "|---|---|---|",
+                  f"| test-split chest X-rays | {t['n']} | {t['accepted']:.1%} accepted |",
+                  f"| non-X-rays (photos shipped in scikit-image and matplotlib, synthetic images) "
+                  f"| {n['n']} | {n['refused']:.1%} refused |"]
+        lines += [f"| test X-rays, {k} | {e['n_per_edit']} | {v:.1%} accepted |"
+                  for k, v in e.items() if k != "n_per_edit"]
+        lines += ["", f"Not measured: {report.get('not_measured', '')}.", ""]
+    return lines
+
+
+def render(config: dict, metrics: dict, ood_report: dict | None = None) -> str:
     t, ci = metrics["at_threshold"], metrics["ci95_at_threshold"]
     half = metrics["at_0.5"]
     v = config.get("validation", {})
@@ -139,6 +165,7 @@ def render(config: dict, metrics: dict) -> str:
         f"- TensorFlow {config['versions']['tensorflow']}, Keras {config['versions']['keras']}; "
         f"code commit `{config.get('git_commit', 'unknown')}`; {tr.get('seconds')} s of training on CPU.",
         "",
+        *_ood_lines(config, ood_report),
         "## Training data and attribution",
         "",
         f"{DATASET_CITATION} Paper: {DATASET_PAPER} Pediatric patients (1 to 5 years old) "
@@ -149,7 +176,8 @@ def render(config: dict, metrics: dict) -> str:
         "- One pediatric hospital: external validity (adults, other scanners, other sites) is unknown.",
         "- Labels come from the dataset's graders; bacterial and viral pneumonia are merged.",
         "- Images were downscaled to 224x224 with the aspect ratio lost.",
-        "- It answers for any image: an image that is not a frontal chest X-ray gets a meaningless label.",
+        "- The out-of-distribution guard is a statistical check on features, not a guarantee: "
+        "unusual X-rays can be refused and some non-X-rays accepted.",
         "- Grad-CAM is coarse (7x7) and shows what drove the score, not where disease is.",
         "",
     ]
@@ -157,7 +185,9 @@ def render(config: dict, metrics: dict) -> str:
 
 
 def write_card(folder: str | Path, config: dict, metrics: dict) -> Path:
-    card = ModelCard(f"---\n{card_data(config, metrics).to_yaml()}\n---\n\n{render(config, metrics)}")
+    report_path = Path(folder) / OOD_REPORT_FILE
+    report = json.loads(report_path.read_text()) if report_path.is_file() else None
+    card = ModelCard(f"---\n{card_data(config, metrics).to_yaml()}\n---\n\n{render(config, metrics, report)}")
     path = Path(folder) / CARD_FILE
     card.save(path)
     return path

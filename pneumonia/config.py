@@ -48,3 +48,13 @@ DISCLAIMER = (
     "Research demo, not a medical device. It must not be used to diagnose, "
     "treat or triage anyone. Its outputs have not been clinically validated."
 )
+
+# The Hub repo the app serves by default, and the Space it is deployed to.
+HUB_MODEL_REPO = "pneumonia-xray-demo/pneumonia-resnet50"
+HUB_SPACE_REPO = "pneumonia-xray-demo/pneumonia-xray"
+# Seconds to wait for the Hub to accept a connection before serving the
+# committed model instead (reads of a large file may take longer).
+HUB_CONNECT_TIMEOUT = 4.0
+HUB_READ_TIMEOUT = 30.0
+# What a Space needs from this repo (with the model folder, preloaded or committed).
+SPACE_FILES = ["app.py", "requirements.txt", "README.md", "pneumonia/*.py", "examples/*", "model/*"]

@@ -1,9 +1,10 @@
 """Grad-CAM (Selvaraju et al. 2017) for the one-logit classifier.
 
 `CAM` holds what every class-activation method shares: one compiled call that
-returns the logit and the map together, so explaining costs a single forward
-pass plus the (cheap) gradient of the logit with respect to the last conv
-block. Subclasses only say how channels are weighted.
+returns the logit, the map and the pooled features (for the out-of-distribution
+guard) together, so explaining costs a single forward pass plus the (cheap)
+gradient of the logit with respect to the last conv block. Subclasses only say
+how channels are weighted.
 """
 from __future__ import annotations
 
@@ -15,13 +16,15 @@ import tensorflow as tf
 from .config import IMAGE_SIZE, LAST_CONV_LAYER
 
 PREDICTED = -1  # target: the class decided at the operating threshold
+POOLED_LAYER = "avg_pool"
 
 
 class CAM:
     """Base class: logit and class-activation map in one `tf.function`."""
 
     def __init__(self, model: keras.Model, layer: str = LAST_CONV_LAYER):
-        self.grad_model = keras.Model(model.input, [model.get_layer(layer).output, model.output])
+        self.grad_model = keras.Model(model.input, [model.get_layer(layer).output, model.output,
+                                                    model.get_layer(POOLED_LAYER).output])
         self._call = tf.function(self._logit_and_map, input_signature=[
             tf.TensorSpec((None, IMAGE_SIZE, IMAGE_SIZE, 3), tf.float32),
             tf.TensorSpec((), tf.int32),
@@ -34,7 +37,7 @@ class CAM:
 
     def _logit_and_map(self, images, target, decision_logit):
         with tf.GradientTape() as tape:
-            activations, logits = self.grad_model(images, training=False)
+            activations, logits, pooled = self.grad_model(images, training=False)
         grads = tape.gradient(logits, activations)
         logit = logits[:, 0]
         # PNEUMONIA explains +logit, NORMAL explains -logit.
@@ -44,18 +47,19 @@ class CAM:
         weights = self.channel_weights(activations, sign * grads)
         cam = tf.nn.relu(tf.einsum("bhwc,bc->bhw", activations, weights))
         peak = tf.reduce_max(cam, axis=(1, 2), keepdims=True)
-        return logit, tf.math.divide_no_nan(cam, peak)
+        return logit, tf.math.divide_no_nan(cam, peak), pooled
 
     def __call__(self, images: np.ndarray, target: int = PREDICTED,
-                 decision_logit: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
-        """(B, 224, 224, 3) RGB [0, 255] -> logits (B,), maps (B, 7, 7) in [0, 1].
+                 decision_logit: float = 0.0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(B, 224, 224, 3) RGB [0, 255] -> logits (B,), maps (B, 7, 7) in [0, 1],
+        pooled features (B, 2048).
 
         `target`: PREDICTED (the class on the side of `decision_logit` the
         logit falls), 0 for NORMAL or 1 for PNEUMONIA.
         """
-        logit, cam = self._call(tf.convert_to_tensor(images, tf.float32),
-                                tf.constant(target, tf.int32), tf.constant(decision_logit, tf.float32))
-        return logit.numpy(), cam.numpy()
+        logit, cam, pooled = self._call(tf.convert_to_tensor(images, tf.float32),
+                                        tf.constant(target, tf.int32), tf.constant(decision_logit, tf.float32))
+        return logit.numpy(), cam.numpy(), pooled.numpy()
 
 
 class GradCAM(CAM):

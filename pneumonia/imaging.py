@@ -23,35 +23,34 @@ class ImageError(ValueError):
     """An input that cannot be read as an X-ray; the message says why, for users."""
 
 
-def _open(source: str | Path | bytes) -> Image.Image:
-    if source is None or (isinstance(source, (bytes, str)) and len(source) == 0):
-        raise ImageError("No image was given: upload a chest X-ray first.")
+def _open(data: bytes) -> Image.Image:
     try:
         with warnings.catch_warnings():
-            # We check the size ourselves below, with a clearer message.
+            # We check the size ourselves, with a clearer message.
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            if isinstance(source, bytes):
-                return Image.open(io.BytesIO(source))
-            return Image.open(source)
-    except FileNotFoundError:
-        raise ImageError(f"File not found: {source}") from None
+            return Image.open(io.BytesIO(data))
     except (UnidentifiedImageError, Image.DecompressionBombError):
         raise ImageError(
             "This file is not an image we can read. Upload a JPEG, PNG, BMP, "
-            "TIFF or WebP chest X-ray."
+            "TIFF, WebP or DICOM chest X-ray."
         ) from None
     except OSError as e:
         raise ImageError(f"The image could not be opened ({e}).") from None
 
 
+def stretch_to_uint8(arr: np.ndarray) -> np.ndarray:
+    """Map the data's own min..max onto 0..255 (for >8-bit data without a window)."""
+    arr = np.asarray(arr, dtype=np.float64)
+    lo, hi = float(arr.min()), float(arr.max())
+    if hi <= lo:
+        return np.zeros(arr.shape, np.uint8)
+    return np.round((arr - lo) * (255.0 / (hi - lo))).astype(np.uint8)
+
+
 def _to_grey8(img: Image.Image) -> np.ndarray:
     """Any PIL mode -> uint8 greyscale, stretching >8-bit data to the full range."""
     if img.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
-        arr = np.asarray(img, dtype=np.float64)
-        lo, hi = float(arr.min()), float(arr.max())
-        if hi <= lo:
-            return np.zeros(arr.shape, np.uint8)
-        return np.round((arr - lo) * (255.0 / (hi - lo))).astype(np.uint8)
+        return stretch_to_uint8(np.asarray(img))
     if img.mode == "P":
         img = img.convert("RGBA")
     if img.mode in ("RGBA", "LA", "PA"):
@@ -62,15 +61,7 @@ def _to_grey8(img: Image.Image) -> np.ndarray:
     return np.asarray(img.convert("L"), dtype=np.uint8)
 
 
-def load_image(source: str | Path | bytes) -> np.ndarray:
-    """Read an image file (path or bytes) into a (H, W) uint8 greyscale array.
-
-    Honours EXIF orientation. Raises ImageError with a user-facing message for
-    files that are not images, corrupt or truncated data, images too small to
-    read (< 64 px a side) and decompression bombs (> 50 megapixels).
-    """
-    img = _open(source)
-    width, height = img.size
+def _check_size(width: int, height: int) -> None:
     if width * height > MAX_PIXELS:
         raise ImageError(
             f"The image is too large ({width}x{height} = {width * height / 1e6:.0f} "
@@ -81,6 +72,40 @@ def load_image(source: str | Path | bytes) -> np.ndarray:
             f"The image is too small ({width}x{height}); it needs at least "
             f"{MIN_SIDE} pixels on each side."
         )
+
+
+def _read_bytes(source: str | Path | bytes) -> bytes:
+    if isinstance(source, bytes):
+        return source
+    try:
+        return Path(source).read_bytes()
+    except FileNotFoundError:
+        raise ImageError(f"File not found: {source}") from None
+    except OSError as e:
+        raise ImageError(f"The file could not be read ({e}).") from None
+
+
+def is_dicom(data: bytes) -> bool:
+    """DICOM Part 10 files carry 'DICM' after a 128-byte preamble."""
+    return len(data) >= 132 and data[128:132] == b"DICM"
+
+
+def load_image(source: str | Path | bytes) -> np.ndarray:
+    """Read an image file (path or bytes) into a (H, W) uint8 greyscale array.
+
+    JPEG, PNG (8/16-bit, greyscale, RGBA, palette), BMP, TIFF, WebP and DICOM.
+    Honours EXIF orientation. Raises ImageError with a user-facing message for
+    files that are not images, corrupt or truncated data, images too small to
+    read (< 64 px a side) and decompression bombs (> 50 megapixels).
+    """
+    if source is None or (isinstance(source, (bytes, str)) and len(source) == 0):
+        raise ImageError("No image was given: upload a chest X-ray first.")
+    data = _read_bytes(source)
+    if is_dicom(data):
+        from .dicom import load_dicom
+        return load_dicom(data, _check_size)
+    img = _open(data)
+    _check_size(*img.size)
     try:
         img.load()
         img = ImageOps.exif_transpose(img)

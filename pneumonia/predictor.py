@@ -10,13 +10,16 @@ import numpy as np
 from .calibration import sigmoid
 from .gradcam import PREDICTED, GradCAM, overlay
 from .imaging import load_image, to_model_input
+from .ood import VERDICT, OODGuard
 
 
 class Predictor:
     """Wraps a loaded model folder: `analyze(file)` -> plain values for the UI/API."""
 
-    def __init__(self, model: keras.Model, config: dict, version: str = "local"):
+    def __init__(self, model: keras.Model, config: dict, version: str = "local",
+                 guard: OODGuard | None = None):
         self.config = config
+        self.guard = guard
         self.version = version
         self.classes = list(config["class_names"])
         self.temperature = float(config["temperature"])
@@ -27,11 +30,25 @@ class Predictor:
         self.cam = GradCAM(model, config.get("last_conv_layer", "conv5_block3_out"))
 
     def analyze_array(self, grey: np.ndarray, target: int = PREDICTED) -> dict:
-        """(H, W) uint8 X-ray -> probabilities, decision and overlay (H, W, 3)."""
-        logits, maps = self.cam(to_model_input(grey)[None], target, self.decision_logit)
+        """(H, W) uint8 X-ray -> probabilities, decision and overlay (H, W, 3).
+
+        An image the guard refuses gets the verdict and its score, and no
+        probabilities, decision or overlay.
+        """
+        logits, maps, pooled = self.cam(to_model_input(grey)[None], target, self.decision_logit)
+        ood = {}
+        if self.guard is not None:
+            score = float(self.guard.score(pooled)[0])
+            ood = {"is_chest_xray": self.guard.accepts(score), "ood_score": score,
+                   "ood_threshold": self.guard.threshold}
+            if not ood["is_chest_xray"]:
+                return {"verdict": VERDICT, **ood, "probabilities": None, "probability_pneumonia": None,
+                        "threshold": self.threshold, "decision": None, "heatmap_class": None,
+                        "model_version": self.version, "overlay": None}
         p = float(sigmoid(logits[0] / self.temperature))
         decision = self.classes[1] if p >= self.threshold else self.classes[0]
         return {
+            **ood,
             "probabilities": {self.classes[0]: 1.0 - p, self.classes[1]: p},
             "probability_pneumonia": p,
             "threshold": self.threshold,

@@ -2,13 +2,18 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from .config import EMBEDDED_MODEL_DIR, METRICS_FILE
-from .model import load_model_folder
+from .config import EMBEDDED_MODEL_DIR, HUB_MODEL_REPO, METRICS_FILE
+from .hub import HubError, fetch_model
+from .model import ModelFolderError, load_model_folder
+from .ood import OOD_FILE, OODGuard
 from .predictor import Predictor
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -46,28 +51,38 @@ class ServedModel:
         return "\n".join(lines)
 
 
-def load_folder(folder: str | Path, source: str, origin: str, revision: str) -> ServedModel:
-    """Load a model folder into a ready Predictor."""
-    folder = Path(folder)
-    net, config = load_model_folder(folder)
-    metrics_path = folder / METRICS_FILE
-    metrics = json.loads(metrics_path.read_text()) if metrics_path.is_file() else None
-    return ServedModel(Predictor(net, config, revision), folder, source, origin, revision, metrics)
-
-
 def local_revision(config_commit: str | None) -> str:
     return f"embedded@{(config_commit or 'unknown')[:12]}"
 
 
+def load_folder(folder: str | Path, source: str, origin: str, revision: str | None = None) -> ServedModel:
+    """Load a model folder into a ready Predictor. A folder that did not come
+    from the Hub is versioned by the code commit that trained it."""
+    folder = Path(folder)
+    net, config = load_model_folder(folder)
+    revision = revision or local_revision(config.get("git_commit"))
+    metrics_path = folder / METRICS_FILE
+    metrics = json.loads(metrics_path.read_text()) if metrics_path.is_file() else None
+    guard = OODGuard.load(folder / OOD_FILE) if (folder / OOD_FILE).is_file() else None
+    return ServedModel(Predictor(net, config, revision, guard), folder, source, origin, revision, metrics)
+
+
 def load(source: str | Path | None = None, revision: str | None = None) -> ServedModel:
-    """Load the model named by `source`: a local model folder (default: the
-    committed `model/`)."""
-    folder = Path(source) if source else EMBEDDED_MODEL_DIR
-    served = load_folder(folder, str(source or folder), f"local folder `{folder}`", "local")
-    served.revision = served.predictor.version = local_revision(served.predictor.config.get("git_commit"))
-    return served
+    """Load the model named by `source`: a local model folder, or a Hub repo id
+    (default `HUB_MODEL_REPO`) at `revision`. When the Hub model can't be had
+    (no network and nothing cached, unknown repo, incomplete download), serve
+    the committed `model/` folder and say why."""
+    requested = str(source or HUB_MODEL_REPO)
+    if Path(requested).is_dir():
+        return load_folder(requested, requested, f"local folder `{requested}`")
+    try:
+        folder, commit = fetch_model(requested, revision)
+        return load_folder(folder, requested, f"Hub repo `{requested}`", commit)
+    except (HubError, ModelFolderError) as e:
+        log.warning("serving the committed model: %s", e)
+        return load_folder(EMBEDDED_MODEL_DIR, requested, f"the committed `model/` folder (fallback: {e})")
 
 
 def load_from_environment() -> ServedModel:
-    """`PNEUMONIA_MODEL` / `PNEUMONIA_MODEL_REVISION`, else the default."""
+    """`PNEUMONIA_MODEL` (Hub repo id or folder) and `PNEUMONIA_MODEL_REVISION`."""
     return load(os.environ.get("PNEUMONIA_MODEL") or None, os.environ.get("PNEUMONIA_MODEL_REVISION") or None)

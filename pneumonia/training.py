@@ -94,6 +94,19 @@ def _val_stats(logits: np.ndarray, labels: np.ndarray) -> dict[str, float]:
     return {"val_loss": calibration.nll(logits, labels), "val_auc": float(roc_auc_score(labels, logits))}
 
 
+def _record(history: list[dict], row: dict, best: dict, net: keras.Model) -> dict:
+    """Log an epoch; return the new best (a copy of `net`'s weights) if its
+    validation ROC AUC beats the best so far."""
+    history.append(row)
+    speed = f" ({row['images_per_s']:.1f} img/s)" if "images_per_s" in row else ""
+    log(f"  {row['phase']} epoch {row['epoch']}: loss {row['loss']:.4f} val_loss {row['val_loss']:.4f} "
+        f"val_auc {row['val_auc']:.4f}{speed}")
+    if row["val_auc"] <= best["val_auc"]:
+        return best
+    return {"val_auc": row["val_auc"], "phase": row["phase"], "epoch": row["epoch"],
+            "weights": [w.copy() for w in net.get_weights()]}
+
+
 def train(opts: TrainOptions) -> Path:
     """Train, calibrate and save a model folder (without test metrics)."""
     t0 = time.time()
@@ -146,13 +159,9 @@ def train(opts: TrainOptions) -> Path:
     for epoch in range(1, opts.head_epochs + 1):
         fit = head.fit(x_head, y_head, batch_size=64, epochs=1, shuffle=True,
                        class_weight=weights, verbose=0)
-        stats = _val_stats(predict_logits(head, pooled[val_rows]), y_val)
-        history.append({"phase": "head", "epoch": epoch, "loss": fit.history["loss"][-1], **stats})
-        log(f"  head epoch {epoch}: loss {history[-1]['loss']:.4f} val_loss {stats['val_loss']:.4f} "
-            f"val_auc {stats['val_auc']:.4f}")
-        if stats["val_auc"] > best["val_auc"]:
-            best = {"val_auc": stats["val_auc"], "phase": "head", "epoch": epoch,
-                    "weights": [w.copy() for w in head.get_weights()]}
+        row = {"phase": "head", "epoch": epoch, "loss": fit.history["loss"][-1],
+               **_val_stats(predict_logits(head, pooled[val_rows]), y_val)}
+        best = _record(history, row, best, head)
     head.set_weights(best["weights"])
 
     # Phase 2: fine-tune from `fine_tune_from` on the cached activations.
@@ -175,14 +184,10 @@ def train(opts: TrainOptions) -> Path:
             loss = top.train_on_batch(acts[batch].astype(np.float32), y, class_weight=weights)
             losses.append(float(loss))
             bar.add(len(batch), [("loss", losses[-1])])
-        stats = _val_stats(predict_logits(top, acts[val_rows]), y_val)
-        history.append({"phase": "finetune", "epoch": epoch, "loss": float(np.mean(losses)),
-                        "images_per_s": n_train / (time.time() - t_epoch), **stats})
-        log(f"  fine-tune epoch {epoch}: loss {history[-1]['loss']:.4f} val_loss {stats['val_loss']:.4f} "
-            f"val_auc {stats['val_auc']:.4f} ({history[-1]['images_per_s']:.1f} img/s)")
-        if stats["val_auc"] > best["val_auc"]:
-            best = {"val_auc": stats["val_auc"], "phase": "finetune", "epoch": epoch,
-                    "weights": [w.copy() for w in top.get_weights()]}
+        row = {"phase": "finetune", "epoch": epoch, "loss": float(np.mean(losses)),
+               "images_per_s": n_train / (time.time() - t_epoch),
+               **_val_stats(predict_logits(top, acts[val_rows]), y_val)}
+        best = _record(history, row, best, top)
     top.set_weights(best["weights"])
     log(f"Kept {best['phase']} epoch {best['epoch']} (val AUC {best['val_auc']:.4f})")
 

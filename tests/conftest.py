@@ -54,11 +54,13 @@ def wait_for_http(url: str, proc, timeout: float = 180.0) -> None:
 
 
 def start_app(env_extra: dict | None = None):
-    """`python app.py` on a free 127.0.0.1 port; returns (process, url)."""
+    """`python app.py` on a free 127.0.0.1 port; returns (process, url).
+
+    Offline: the Hub is unreachable in tests, so the app serves the committed model."""
     import subprocess
     port = free_port()
     env = {**os.environ, "GRADIO_SERVER_NAME": "127.0.0.1", "GRADIO_SERVER_PORT": str(port),
-           "PYTHONUNBUFFERED": "1", **(env_extra or {})}
+           "PYTHONUNBUFFERED": "1", "HF_HUB_OFFLINE": "1", **(env_extra or {})}
     proc = subprocess.Popen([sys.executable, "app.py"], cwd=ROOT, env=env, text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}/"

@@ -52,3 +52,36 @@ def test_bad_input_gets_a_message_and_the_server_keeps_serving(client, tmp_path)
     _, _, details = client.predict(handle_file(str(EXAMPLES / "PNEUMONIA-viral_person21_virus_52.jpeg")),
                                    api_name="/predict")
     assert details["decision"] == "PNEUMONIA"
+
+
+def test_oversized_upload_is_refused_cleanly(client, tmp_path):
+    big = tmp_path / "huge.png"
+    big.write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(26 * 1024 * 1024))  # over the 25 MB limit
+    with pytest.raises(Exception, match="(?i)size|large|413"):
+        client.predict(handle_file(str(big)), api_name="/predict")
+    _, _, details = client.predict(handle_file(str(EXAMPLES / "NORMAL_NORMAL2-IM-0380-0001.jpeg")),
+                                   api_name="/predict")
+    assert details["is_chest_xray"] is True
+
+
+def test_dicom_through_the_api(client, tmp_path):
+    from test_dicom import make_dicom
+
+    from pneumonia.imaging import load_image
+    grey = load_image(EXAMPLES / "PNEUMONIA-bacterial_person85_bacteria_424.jpeg")
+    path = tmp_path / "xray.dcm"
+    path.write_bytes(make_dicom(grey.astype(np.uint16) * 16, 12, photometric="MONOCHROME2"))
+    _, overlay_path, details = client.predict(handle_file(str(path)), api_name="/predict")
+    assert details["decision"] == "PNEUMONIA"
+    assert Image.open(overlay_path).size == (grey.shape[1], grey.shape[0])
+
+
+def test_non_xray_gets_the_verdict_and_no_diagnosis(client, tmp_path):
+    noise = np.random.default_rng(0).uniform(0, 255, (300, 300)).astype(np.uint8)
+    path = tmp_path / "noise.png"
+    Image.fromarray(noise).save(path)
+    label, overlay_path, details = client.predict(handle_file(str(path)), api_name="/predict")
+    assert details["is_chest_xray"] is False
+    assert details["verdict"] == "This does not look like a chest X-ray"
+    assert details["decision"] is None and overlay_path is None
+    assert details["ood_score"] > details["ood_threshold"]

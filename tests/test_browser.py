@@ -28,7 +28,7 @@ def test_click_an_example_and_read_the_label(browser, app_url):
     page.goto(app_url)
     page.get_by_role("button", name="Analyze").wait_for(timeout=60_000)
     assert "not a medical device" in page.content()
-    page.get_by_text("PNEUMONIA-bacterial", exact=True).first.click()
+    page.get_by_text("PNEUMONIA-bacterial 1", exact=True).click()
     label = page.locator("#label")
     label.get_by_text("PNEUMONIA").first.wait_for(timeout=30_000)
     page.locator("#decision").get_by_text("Decision: PNEUMONIA").wait_for(timeout=30_000)

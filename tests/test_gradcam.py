@@ -35,7 +35,7 @@ def cam(shipped):
 @pytest.mark.parametrize("target", [0, 1])
 def test_matches_keras_io_recipe(shipped, cam, name, target):
     x = to_model_input(load_image(EXAMPLES / name))[None]
-    logit, ours = cam(x, target)
+    logit, ours, _ = cam(x, target)
     ref = keras_io_gradcam(x, shipped[0], "conv5_block3_out", positive=target == 1)
     assert ours.shape == (1, 7, 7)
     np.testing.assert_allclose(ours[0], np.nan_to_num(ref), atol=1e-4)
@@ -44,16 +44,16 @@ def test_matches_keras_io_recipe(shipped, cam, name, target):
 
 def test_predicted_target_follows_the_decision_logit(cam):
     x = to_model_input(load_image(EXAMPLES / "PNEUMONIA-viral_person1_virus_12.jpeg"))[None]
-    logit, _ = cam(x, 1)
-    _, above = cam(x, PREDICTED, float(logit[0]) - 1.0)  # logit above threshold: PNEUMONIA
-    _, below = cam(x, PREDICTED, float(logit[0]) + 1.0)  # below: NORMAL
+    logit, _, _ = cam(x, 1)
+    above = cam(x, PREDICTED, float(logit[0]) - 1.0)[1]  # logit above threshold: PNEUMONIA
+    below = cam(x, PREDICTED, float(logit[0]) + 1.0)[1]  # below: NORMAL
     np.testing.assert_allclose(above, cam(x, 1)[1], atol=1e-6)
     np.testing.assert_allclose(below, cam(x, 0)[1], atol=1e-6)
 
 
 def test_all_zero_map_is_a_valid_image(cam):
     # A constant black image has near-zero activations; force the degenerate case too.
-    _, maps = cam(np.zeros((1, 224, 224, 3), np.float32), 1)
+    _, maps, _ = cam(np.zeros((1, 224, 224, 3), np.float32), 1)
     assert np.isfinite(maps).all()
     img = overlay(np.zeros((300, 200), np.uint8), np.zeros((7, 7)))
     assert img.shape == (300, 200, 3) and img.dtype == np.uint8 and np.isfinite(img).all()

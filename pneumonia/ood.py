@@ -1,0 +1,138 @@
+"""Is this a chest X-ray at all? An out-of-distribution guard on backbone features.
+
+The score is the Mahalanobis distance of an image's pooled ResNet50 features
+(the 2048 values the classifier head reads) to the training X-rays, under a
+probabilistic-PCA covariance: the top `k` principal directions with their own
+variances, plus one shared variance for the rest (Tipping & Bishop 1999), so
+that the 2048x2048 covariance is estimated stably from a few thousand images
+and stored in about 2 MB. It is fitted on the training part of the patient
+split; its threshold is a quantile of the validation X-rays' scores. No
+non-X-ray image is used to fit or tune it.
+
+    python -m pneumonia.ood --model model --data path/to/chest_xray
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from .config import CONFIG_FILE
+
+OOD_FILE = "ood.npz"
+COMPONENTS = 256
+# Share of validation X-rays the threshold lets through.
+ACCEPT_QUANTILE = 0.995
+VERDICT = "This does not look like a chest X-ray"
+
+
+@dataclass
+class OODGuard:
+    mean: np.ndarray          # (d,)
+    components: np.ndarray    # (k, d) principal directions
+    variances: np.ndarray     # (k,)
+    residual_variance: float  # per dimension, outside the k directions
+    threshold: float
+
+    def score(self, features: np.ndarray) -> np.ndarray:
+        """(n, d) pooled features -> (n,) distances, scaled so that a typical
+        training X-ray scores about 1 (squared distance divided by d)."""
+        z = np.atleast_2d(np.asarray(features, np.float64)) - self.mean
+        p = z @ self.components.T
+        residual = np.maximum((z * z).sum(1) - (p * p).sum(1), 0.0)
+        d2 = (p * p / self.variances).sum(1) + residual / self.residual_variance
+        return np.sqrt(d2 / z.shape[1])
+
+    def accepts(self, score: float) -> bool:
+        return bool(score <= self.threshold)
+
+    def save(self, path: str | Path) -> None:
+        np.savez(path, mean=self.mean.astype(np.float32), components=self.components.astype(np.float32),
+                 variances=self.variances, residual_variance=self.residual_variance, threshold=self.threshold)
+
+    @classmethod
+    def load(cls, path: str | Path) -> "OODGuard":
+        with np.load(path) as f:
+            return cls(f["mean"].astype(np.float64), f["components"].astype(np.float64),
+                       f["variances"].astype(np.float64), float(f["residual_variance"]), float(f["threshold"]))
+
+
+def fit(train_features: np.ndarray, val_features: np.ndarray, k: int = COMPONENTS,
+        quantile: float = ACCEPT_QUANTILE) -> OODGuard:
+    """PPCA fit on training features; threshold = `quantile` of validation scores."""
+    x = np.asarray(train_features, np.float64)
+    mean = x.mean(0)
+    _, s, vt = np.linalg.svd(x - mean, full_matrices=False)
+    eig = s ** 2 / (len(x) - 1)
+    k = min(k, len(eig) - 1)
+    rest = eig[k:].sum() / (x.shape[1] - k)
+    guard = OODGuard(mean, vt[:k], np.maximum(eig[:k], rest), float(max(rest, 1e-12)), np.inf)
+    guard.threshold = float(np.quantile(guard.score(val_features), quantile))
+    return guard
+
+
+def pooled_features(net: keras.Model, images: np.ndarray, batch_size: int = 32) -> np.ndarray:
+    """(n, 224, 224) uint8 greyscale -> (n, 2048) pooled backbone features."""
+    features = keras.Model(net.input, net.get_layer("avg_pool").output)
+    fn = tf.function(lambda x: features(x, training=False), reduce_retracing=True)
+    out = [fn(np.repeat(images[i:i + batch_size, ..., None], 3, -1).astype(np.float32)).numpy()
+           for i in range(0, len(images), batch_size)]
+    return np.concatenate(out)
+
+
+def fit_folder(model_dir: str | Path, data_dir: str | Path) -> OODGuard:
+    """Fit the guard for a trained model folder on its own patient split."""
+    from . import data
+    from .model import load_model_folder
+    from .training import log
+    folder = Path(model_dir)
+    net, config = load_model_folder(folder)
+    paths, labels = data.list_split(data_dir, "train")
+    paths, labels = data.limit_per_class(paths, labels, config["data"].get("limit_per_class"),
+                                         config["training"]["seed"])
+    images, kept, _ = data.load_images(paths)
+    paths, labels = [paths[i] for i in kept], labels[kept]
+    groups = [data.patient_id(p.name) for p in paths]
+    train_idx, val_idx = data.grouped_split(labels, groups, config["training"]["val_fraction"],
+                                            config["training"]["seed"])
+    log(f"OOD guard: features of {len(images)} training-split X-rays")
+    feats = pooled_features(net, images)
+    guard = fit(feats[train_idx], feats[val_idx])
+    guard.save(folder / OOD_FILE)
+    val_scores = guard.score(feats[val_idx])
+    config["ood"] = {
+        "file": OOD_FILE, "method": f"Mahalanobis distance, probabilistic PCA ({len(guard.variances)} components)",
+        "features": "avg_pool (2048)", "threshold": guard.threshold,
+        "threshold_rule": f"{ACCEPT_QUANTILE:.1%} quantile of validation X-ray scores",
+        "fitted_on": f"{len(train_idx)} training-split X-rays; threshold on {len(val_idx)} validation X-rays",
+        "validation_accepted": float(np.mean(val_scores <= guard.threshold)),
+    }
+    (folder / CONFIG_FILE).write_text(json.dumps(config, indent=2) + "\n")
+    log(f"OOD guard saved: threshold {guard.threshold:.3f}; validation X-rays accepted "
+        f"{config['ood']['validation_accepted']:.3%}")
+    return guard
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", required=True)
+    p.add_argument("--data", required=True)
+    args = p.parse_args(argv)
+    from .data import DataError
+    from .model import ModelFolderError
+    try:
+        fit_folder(args.model, args.data)
+    except (DataError, ModelFolderError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
