@@ -22,11 +22,14 @@ from pneumonia import serving  # noqa: E402
 from pneumonia.gradcam import PREDICTED  # noqa: E402
 from pneumonia.imaging import ImageError  # noqa: E402
 
+# Only our own counts and timings at INFO; libraries' request logs stay quiet.
+logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
 log = logging.getLogger("pneumonia.app")
-logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+log.setLevel(logging.INFO)
 
 model = serving.load_from_environment()
 predictor = model.predictor
+log.info("serving %s, revision %s", model.origin, model.revision)
 EXAMPLES = sorted(str(p) for p in (cfg.ROOT / "examples").iterdir()
                   if p.suffix.lower() in {".jpeg", ".jpg", ".png"})
 
@@ -100,7 +103,7 @@ with gr.Blocks(title="Pneumonia X-ray classifier with Grad-CAM", analytics_enabl
             heatmap_for = gr.Radio(list(HEATMAP_TARGETS), value="decided class", label="Heatmap for")
             button = gr.Button("Analyze", variant="primary")
             dicom = gr.File(label="...or a DICOM file (.dcm)", file_types=[".dcm", ".dicom"],
-                            type="filepath", height=90)
+                            type="filepath")
         with gr.Column():
             label = gr.Label(label="Calibrated probability", num_top_classes=2, elem_id="label")
             decision = gr.Markdown(elem_id="decision")

@@ -176,6 +176,8 @@ def render(config: dict, metrics: dict, ood_report: dict | None = None) -> str:
         "- One pediatric hospital: external validity (adults, other scanners, other sites) is unknown.",
         "- Labels come from the dataset's graders; bacterial and viral pneumonia are merged.",
         "- Images were downscaled to 224x224 with the aspect ratio lost.",
+        f"- The temperature is fitted on the validation split; on the test split the probabilities are "
+        f"calibrated less well (ECE {metrics['ece_15']:.3f}, see the reliability diagram).",
         "- The out-of-distribution guard is a statistical check on features, not a guarantee: "
         "unusual X-rays can be refused and some non-X-rays accepted.",
         "- Grad-CAM is coarse (7x7) and shows what drove the score, not where disease is.",
