@@ -121,13 +121,15 @@ with gr.Blocks(title="Pneumonia X-ray classifier with Grad-CAM", analytics_enabl
     with gr.Accordion("About the model", open=False):
         gr.Markdown(model.panel_markdown())
     button.click(analyze, inputs=[image, heatmap_for], outputs=[label, heatmap, details], api_name="predict",
-                 preprocess=False, concurrency_limit=2, concurrency_id="model")
+                 preprocess=False, concurrency_limit=cfg.CONCURRENCY, concurrency_id="model")
     dicom.upload(analyze, inputs=[dicom, heatmap_for], outputs=[label, heatmap, details], api_visibility="private",
                  concurrency_id="model")
     details.change(None, inputs=details, outputs=decision, js=DECISION_JS, queue=False,
                    api_visibility="private")
 
-demo.queue(max_size=32, default_concurrency_limit=2)
+# Bounded: an overload is told to come back instead of piling up in memory.
+demo.queue(max_size=int(os.environ.get("PNEUMONIA_QUEUE_SIZE", cfg.QUEUE_MAX_SIZE)),
+           default_concurrency_limit=cfg.CONCURRENCY)
 
 if __name__ == "__main__":
-    demo.launch(max_file_size="25mb", footer_links=["api"])
+    demo.launch(max_file_size=cfg.MAX_UPLOAD, footer_links=["api"])

@@ -58,3 +58,9 @@ HUB_CONNECT_TIMEOUT = 4.0
 HUB_READ_TIMEOUT = 30.0
 # What a Space needs from this repo (with the model folder, preloaded or committed).
 SPACE_FILES = ["app.py", "requirements.txt", "README.md", "pneumonia/*.py", "examples/*", "model/*"]
+
+# Serving limits: requests waiting in the queue (more get "Queue is full"),
+# requests run at once, and the largest upload accepted.
+QUEUE_MAX_SIZE = 32
+CONCURRENCY = 2
+MAX_UPLOAD = "25mb"

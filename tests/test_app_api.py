@@ -85,3 +85,31 @@ def test_non_xray_gets_the_verdict_and_no_diagnosis(client, tmp_path):
     assert details["verdict"] == "This does not look like a chest X-ray"
     assert details["decision"] is None and overlay_path is None
     assert details["ood_score"] > details["ood_threshold"]
+
+
+def test_overload_is_told_to_come_back_and_the_queue_stays_bounded():
+    """A second app with room for one waiting request: a burst gets Gradio's
+    queue-full refusal for the excess, and the app answers afterwards."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from conftest import start_app
+    proc, url = start_app({"PNEUMONIA_QUEUE_SIZE": "1"})
+    try:
+        image = handle_file(str(EXAMPLES / "NORMAL_NORMAL2-IM-0300-0001.jpeg"))
+
+        def call(_):
+            try:
+                Client(url, verbose=False, ssl_verify=False).predict(image, api_name="/predict")
+                return "ok"
+            except Exception as e:  # the refusals are what this test is about
+                return str(e)
+        with ThreadPoolExecutor(8) as pool:
+            outcomes = list(pool.map(call, range(8)))
+        refused = [o for o in outcomes if o != "ok"]
+        assert refused and all("Queue is full" in o for o in refused), outcomes
+        assert "ok" in outcomes
+        _, _, details = Client(url, verbose=False).predict(image, api_name="/predict")
+        assert details["decision"] == "NORMAL"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
