@@ -165,7 +165,7 @@ class Handler(BaseHTTPRequestHandler):
         return repo
 
     def _preupload(self, kind, repo_id, rev):
-        if (repo := self._writable(kind, repo_id)) is None:
+        if self._writable(kind, repo_id) is None:
             return
         files = json.loads(self._body())["files"]
         self._json(200, {"files": [{"path": f["path"], "uploadMode": "regular", "shouldIgnore": False}
