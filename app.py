@@ -6,6 +6,8 @@ UI only: the model, the image checks and Grad-CAM live in `pneumonia/`.
 """
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import os
 import time
@@ -30,6 +32,11 @@ log.setLevel(logging.INFO)
 model = serving.load_from_environment()
 predictor = model.predictor
 log.info("serving %s, revision %s", model.origin, model.revision)
+# Cached example outputs belong to one model: key the cache by its config so a
+# different model never shows another model's answers.
+_model_key = hashlib.sha1(json.dumps(predictor.config, sort_keys=True).encode()).hexdigest()[:12]
+os.environ["GRADIO_EXAMPLES_CACHE"] = os.path.join(
+    os.environ.get("GRADIO_EXAMPLES_CACHE", ".gradio/cached_examples"), _model_key)
 EXAMPLES = sorted(str(p) for p in (cfg.ROOT / "examples").iterdir()
                   if p.suffix.lower() in {".jpeg", ".jpg", ".png"})
 
