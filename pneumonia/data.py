@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -73,6 +74,29 @@ def grouped_split(labels: np.ndarray, groups: list[str], val_fraction: float,
     folds = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=seed)
     train_idx, val_idx = next(folds.split(np.zeros(len(labels)), labels, groups))
     return np.sort(train_idx), np.sort(val_idx)
+
+
+@dataclass
+class TrainSplit:
+    """The readable training images with their patient split."""
+    images: np.ndarray        # (n, 224, 224) uint8
+    labels: np.ndarray        # (n,)
+    groups: list[str]         # patient of each image
+    train_idx: np.ndarray
+    val_idx: np.ndarray
+    skipped: list[tuple[Path, str]]
+
+
+def load_train_split(data_dir: str | Path, limit: int | None, seed: int,
+                     val_fraction: float) -> TrainSplit:
+    """DATA_DIR/train read and split by patient: training and every later step
+    that must see the same split (the OOD guard) call this one function."""
+    paths, labels = limit_per_class(*list_split(data_dir, "train"), limit, seed)
+    images, kept, skipped = load_images(paths)
+    labels = labels[kept]
+    groups = [patient_id(paths[i].name) for i in kept]
+    train_idx, val_idx = grouped_split(labels, groups, val_fraction, seed)
+    return TrainSplit(images, labels, groups, train_idx, val_idx, skipped)
 
 
 def load_images(paths: list[Path]) -> tuple[np.ndarray, np.ndarray, list[tuple[Path, str]]]:

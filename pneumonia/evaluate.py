@@ -12,13 +12,12 @@ import json
 import sys
 from pathlib import Path
 
-import numpy as np
 
 from . import card, data, figures
 from .calibration import sigmoid
 from .config import HISTORY_FILE, METRICS_FILE
 from .metrics import evaluate_probs
-from .model import ModelFolderError, load_model_folder
+from .model import ModelFolderError, grey_to_rgb, load_model_folder
 from .training import log, predict_logits
 
 
@@ -31,7 +30,7 @@ def evaluate_folder(model_dir: str | Path, data_dir: str | Path, limit: int | No
     images, kept, skipped = data.load_images(paths)
     labels = labels[kept]
     log(f"Evaluating on {len(kept)} test images ({len(skipped)} unreadable skipped)")
-    logits = predict_logits(net, np.repeat(images[..., None], 3, axis=-1), batch_size=32)
+    logits = predict_logits(net, grey_to_rgb(images), batch_size=32)
     probs = sigmoid(logits / config["temperature"])
     metrics = evaluate_probs(labels, probs, config["threshold"], bootstrap, seed)
     metrics.update({"split": "test", "data_dir_name": Path(data_dir).name,

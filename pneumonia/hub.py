@@ -14,11 +14,11 @@ import sys
 from pathlib import Path
 
 import httpx2
-from huggingface_hub import HfApi, snapshot_download
+from huggingface_hub import HfApi, set_client_factory, snapshot_download
 from huggingface_hub.errors import (HfHubHTTPError, LocalEntryNotFoundError,
                                     OfflineModeIsEnabled, RepositoryNotFoundError,
                                     RevisionNotFoundError)
-from huggingface_hub import set_client_factory
+# The library's own client (its request hooks), only given timeouts here.
 from huggingface_hub.utils._http import default_client_factory
 
 from .config import (CARD_FILE, CONFIG_FILE, HUB_CONNECT_TIMEOUT, HUB_READ_TIMEOUT,

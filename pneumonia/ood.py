@@ -22,10 +22,10 @@ from pathlib import Path
 
 import keras
 import numpy as np
-import tensorflow as tf
 from threadpoolctl import ThreadpoolController
 
 from .config import CONFIG_FILE
+from .model import grey_to_rgb, predict_batched
 
 OOD_FILE = "ood.npz"
 COMPONENTS = 256
@@ -90,10 +90,7 @@ def fit(train_features: np.ndarray, val_features: np.ndarray, k: int = COMPONENT
 def pooled_features(net: keras.Model, images: np.ndarray, batch_size: int = 32) -> np.ndarray:
     """(n, 224, 224) uint8 greyscale -> (n, 2048) pooled backbone features."""
     features = keras.Model(net.input, net.get_layer("avg_pool").output)
-    fn = tf.function(lambda x: features(x, training=False), reduce_retracing=True)
-    out = [fn(np.repeat(images[i:i + batch_size, ..., None], 3, -1).astype(np.float32)).numpy()
-           for i in range(0, len(images), batch_size)]
-    return np.concatenate(out)
+    return predict_batched(features, grey_to_rgb(images), batch_size)
 
 
 def fit_folder(model_dir: str | Path, data_dir: str | Path) -> OODGuard:
@@ -103,16 +100,11 @@ def fit_folder(model_dir: str | Path, data_dir: str | Path) -> OODGuard:
     from .training import log
     folder = Path(model_dir)
     net, config = load_model_folder(folder)
-    paths, labels = data.list_split(data_dir, "train")
-    paths, labels = data.limit_per_class(paths, labels, config["data"].get("limit_per_class"),
-                                         config["training"]["seed"])
-    images, kept, _ = data.load_images(paths)
-    paths, labels = [paths[i] for i in kept], labels[kept]
-    groups = [data.patient_id(p.name) for p in paths]
-    train_idx, val_idx = data.grouped_split(labels, groups, config["training"]["val_fraction"],
-                                            config["training"]["seed"])
-    log(f"OOD guard: features of {len(images)} training-split X-rays")
-    feats = pooled_features(net, images)
+    split = data.load_train_split(data_dir, config["data"].get("limit_per_class"),
+                                  config["training"]["seed"], config["training"]["val_fraction"])
+    train_idx, val_idx = split.train_idx, split.val_idx
+    log(f"OOD guard: features of {len(split.images)} training-split X-rays")
+    feats = pooled_features(net, split.images)
     guard = fit(feats[train_idx], feats[val_idx])
     guard.save(folder / OOD_FILE)
     val_scores = guard.score(feats[val_idx])

@@ -65,10 +65,6 @@ def class_weights(labels: np.ndarray) -> dict[int, float]:
     return {c: float(len(labels) / (2 * counts[c])) for c in range(2)}
 
 
-def _as_rgb(grey: np.ndarray) -> np.ndarray:
-    return np.repeat(grey[..., None], 3, axis=-1).astype(np.float32)
-
-
 def cache_activations(features: keras.Model, images: np.ndarray, batch_size: int):
     """Run the frozen stages once: (activations as float16, pooled features)."""
     fn = tf.function(lambda x: features(x, training=False))
@@ -77,7 +73,7 @@ def cache_activations(features: keras.Model, images: np.ndarray, batch_size: int
     pooled = np.zeros((len(images), features.outputs[1].shape[-1]), np.float32)
     bar = keras.utils.Progbar(len(images), unit_name="image")
     for start in range(0, len(images), batch_size):
-        a, p = fn(_as_rgb(images[start:start + batch_size]))
+        a, p = fn(models.grey_to_rgb(images[start:start + batch_size]))
         acts[start:start + len(a)] = a.numpy().astype(np.float16)
         pooled[start:start + len(p)] = p.numpy()
         bar.add(len(a))
@@ -85,9 +81,8 @@ def cache_activations(features: keras.Model, images: np.ndarray, batch_size: int
 
 
 def predict_logits(net: keras.Model, x: np.ndarray, batch_size: int = 64) -> np.ndarray:
-    fn = tf.function(lambda b: net(b, training=False), reduce_retracing=True)
-    return np.concatenate([fn(x[i:i + batch_size].astype(np.float32)).numpy()[:, 0]
-                           for i in range(0, len(x), batch_size)])
+    """The logits of a one-logit `net` over `x`, batched."""
+    return models.predict_batched(net, x, batch_size)[:, 0]
 
 
 def _val_stats(logits: np.ndarray, labels: np.ndarray) -> dict[str, float]:
@@ -115,18 +110,15 @@ def train(opts: TrainOptions) -> Path:
     out = Path(opts.out_dir)
     out.mkdir(parents=True, exist_ok=True)
 
-    paths, labels = data.list_split(opts.data_dir, "train")
     if (Path(opts.data_dir) / "val").is_dir():
         log("Ignoring the dataset's val/ folder (16 images); validation is carved out of train.")
-    paths, labels = data.limit_per_class(paths, labels, opts.limit, opts.seed)
-    log(f"Reading {len(paths)} training images from {opts.data_dir}/train")
-    images, kept, skipped = data.load_images(paths)
-    for path, why in skipped:
+    log(f"Reading training images from {opts.data_dir}/train")
+    split = data.load_train_split(opts.data_dir, opts.limit, opts.seed, opts.val_fraction)
+    for path, why in split.skipped:
         log(f"  skipped unreadable file {path}: {why}")
-    log(f"Read {len(kept)} images, skipped {len(skipped)} unreadable")
-    paths, labels = [paths[i] for i in kept], labels[kept]
-    groups = [data.patient_id(p.name) for p in paths]
-    train_idx, val_idx = data.grouped_split(labels, groups, opts.val_fraction, opts.seed)
+    log(f"Read {len(split.labels)} images, skipped {len(split.skipped)} unreadable")
+    images, labels, groups = split.images, split.labels, split.groups
+    train_idx, val_idx, skipped = split.train_idx, split.val_idx, split.skipped
     log(f"Split by patient: train {len(train_idx)} images ({len({groups[i] for i in train_idx})} patients), "
         f"validation {len(val_idx)} ({len({groups[i] for i in val_idx})} patients)")
 

@@ -7,6 +7,7 @@ from sklearn.metrics import roc_auc_score
 
 from pneumonia.calibration import sigmoid
 from pneumonia.data import list_split, load_images
+from pneumonia.model import grey_to_rgb
 from pneumonia.training import predict_logits
 
 
@@ -15,7 +16,7 @@ def test_shipped_model_is_accurate_on_120_test_images(shipped):
     paths, labels = list_split(DATA, "test")
     images, kept, _ = load_images(paths)
     assert len(kept) == 120
-    probs = sigmoid(predict_logits(net, np.repeat(images[..., None], 3, -1)) / config["temperature"])
+    probs = sigmoid(predict_logits(net, grey_to_rgb(images)) / config["temperature"])
     pred = probs >= config["threshold"]
     accuracy = np.mean(pred == labels)
     print(f"accuracy {accuracy:.3f}, AUC {roc_auc_score(labels, probs):.3f} on 120 test images")
