@@ -31,6 +31,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--fine-tune-from", default=d.fine_tune_from, choices=list(STAGES)[1:],
                    help="first ResNet50 stage to fine-tune (default %(default)s)")
     p.add_argument("--views", type=int, default=d.views, help="augmented views cached per training image")
+    p.add_argument("--stress-copies", type=int, default=d.stress_copies,
+                   help="stressed copies per validation image, for the temperature (default %(default)s)")
     p.add_argument("--val-fraction", type=float, default=d.val_fraction)
     p.add_argument("--lr", type=float, default=d.lr, help="fine-tuning learning rate")
     p.add_argument("--head-lr", type=float, default=d.head_lr)
@@ -48,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
         data_dir=args.data, out_dir=args.out,
         weights=None if args.weights.lower() == "none" else args.weights,
         head_epochs=args.head_epochs, epochs=args.epochs, batch_size=args.batch_size,
-        fine_tune_from=args.fine_tune_from, views=args.views, val_fraction=args.val_fraction,
+        fine_tune_from=args.fine_tune_from, views=args.views, stress_copies=args.stress_copies, val_fraction=args.val_fraction,
         head_lr=args.head_lr, lr=args.lr, seed=args.seed, limit=args.limit,
     )
     try:

@@ -31,6 +31,9 @@ EMBEDDED_MODEL_DIR = ROOT / "model"
 
 # Operating point rule, applied on the validation split only.
 TARGET_SENSITIVITY = 0.95
+# Stressed copies of each validation image (pneumonia.augment.stressed): the
+# temperature is fitted on them with the clean ones, and models are compared on them.
+STRESS_COPIES = 2
 
 # Dataset attribution (CC BY 4.0), shown wherever its images are used.
 DATASET_CITATION = (

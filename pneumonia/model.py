@@ -75,8 +75,8 @@ def grey_to_rgb(images: np.ndarray) -> np.ndarray:
 def predict_batched(net: keras.Model, x: np.ndarray, batch_size: int = 64) -> np.ndarray:
     """`net` over `x` in compiled batches (far faster than model.predict on CPU)."""
     fn = tf.function(lambda b: net(b, training=False), reduce_retracing=True)
-    return np.concatenate([fn(x[i:i + batch_size].astype(np.float32)).numpy()
-                           for i in range(0, len(x), batch_size)])
+    outs = [fn(x[i:i + batch_size].astype(np.float32)).numpy() for i in range(0, len(x), batch_size)]
+    return np.concatenate(outs) if outs else np.zeros((0, *net.outputs[0].shape[1:]), np.float32)
 
 
 def cache_layer_for(fine_tune_from: str) -> str:

@@ -6,8 +6,11 @@ before the cache, a fresh random view is drawn from those per epoch), and the
 trainable stages then train on the cached activations. Phase 1 fits the head
 on pooled features of the frozen backbone; phase 2 fine-tunes from
 `fine_tune_from` (BatchNorm frozen) with a lower learning rate. The epoch with
-the best validation ROC AUC is kept. Then a temperature and the threshold are
-fitted on the validation split, which is grouped by patient.
+the best validation ROC AUC is kept. Then the threshold is fitted on the
+validation split, which is grouped by patient, and the temperature on that
+split together with its stressed copies (`augment.stressed`): a model
+calibrated on clean validation images alone, which it nearly separates, is
+overconfident on radiographs acquired elsewhere.
 """
 from __future__ import annotations
 
@@ -26,7 +29,7 @@ from sklearn.metrics import roc_auc_score
 from . import augment, calibration, data
 from . import model as models
 from .config import (CLASS_NAMES, CONFIG_FILE, HISTORY_FILE, IMAGE_SIZE,
-                     MODEL_FILE, TARGET_SENSITIVITY)
+                     MODEL_FILE, STRESS_COPIES, TARGET_SENSITIVITY)
 
 
 @dataclass
@@ -43,6 +46,7 @@ class TrainOptions:
     head_lr: float = 1e-3
     lr: float = 5e-5
     dropout: float = 0.3
+    stress_copies: int = STRESS_COPIES
     seed: int = 0
     limit: int | None = None
 
@@ -85,8 +89,13 @@ def predict_logits(net: keras.Model, x: np.ndarray, batch_size: int = 64) -> np.
     return models.predict_batched(net, x, batch_size)[:, 0]
 
 
-def _val_stats(logits: np.ndarray, labels: np.ndarray) -> dict[str, float]:
-    return {"val_loss": calibration.nll(logits, labels), "val_auc": float(roc_auc_score(labels, logits))}
+def _val_stats(logits: np.ndarray, labels: np.ndarray, stressed_logits: np.ndarray) -> dict[str, float]:
+    """Loss and ROC AUC on clean validation, and AUC on its stressed copies."""
+    stressed_labels = np.tile(labels, len(stressed_logits) // max(len(labels), 1))
+    stats = {"val_loss": calibration.nll(logits, labels), "val_auc": float(roc_auc_score(labels, logits))}
+    if len(stressed_logits):
+        stats["val_auc_stressed"] = float(roc_auc_score(stressed_labels, stressed_logits))
+    return stats
 
 
 def _record(history: list[dict], row: dict, best: dict, net: keras.Model) -> dict:
@@ -94,8 +103,9 @@ def _record(history: list[dict], row: dict, best: dict, net: keras.Model) -> dic
     validation ROC AUC beats the best so far."""
     history.append(row)
     speed = f" ({row['images_per_s']:.1f} img/s)" if "images_per_s" in row else ""
+    stressed = f" stressed {row['val_auc_stressed']:.4f}" if "val_auc_stressed" in row else ""
     log(f"  {row['phase']} epoch {row['epoch']}: loss {row['loss']:.4f} val_loss {row['val_loss']:.4f} "
-        f"val_auc {row['val_auc']:.4f}{speed}")
+        f"val_auc {row['val_auc']:.4f}{stressed}{speed}")
     if row["val_auc"] <= best["val_auc"]:
         return best
     return {"val_auc": row["val_auc"], "phase": row["phase"], "epoch": row["epoch"],
@@ -126,16 +136,17 @@ def train(opts: TrainOptions) -> Path:
     cache_layer = models.cache_layer_for(opts.fine_tune_from)
     features = models.feature_model(net, cache_layer)
 
-    # Views: the clean image, then `views` augmented ones per training image.
-    train_views = [images[train_idx]]
-    for _ in range(opts.views):
-        train_views.append(np.stack([augment.augment(img, rng) for img in images[train_idx]]))
-    view_images = np.concatenate(train_views + [images[val_idx]])
-    n_train = len(train_idx)
-    log(f"Caching {cache_layer} for {len(view_images)} views "
-        f"({1 + opts.views} per training image, 1 per validation image)")
+    # Views: the clean image, then `views` augmented ones per training image;
+    # validation images clean, then their fixed stressed copies.
+    train_views = [images[train_idx]] + [augment.views(images[train_idx], rng) for _ in range(opts.views)]
+    stressed_val = augment.stressed(images[val_idx], opts.stress_copies, opts.seed)
+    view_images = np.concatenate(train_views + [images[val_idx], stressed_val])
+    n_train, n_val = len(train_idx), len(val_idx)
+    log(f"Caching {cache_layer} for {len(view_images)} views ({1 + opts.views} per training image, "
+        f"1 + {opts.stress_copies} stressed per validation image)")
     acts, pooled = cache_activations(features, view_images, opts.batch_size)
-    val_rows = np.arange((1 + opts.views) * n_train, len(view_images))
+    val_rows = np.arange((1 + opts.views) * n_train, (1 + opts.views) * n_train + n_val)
+    stress_rows = np.arange((1 + opts.views) * n_train + n_val, len(view_images))
     y_train, y_val = labels[train_idx], labels[val_idx]
     weights = class_weights(y_train)
     history: list[dict] = []
@@ -152,7 +163,8 @@ def train(opts: TrainOptions) -> Path:
         fit = head.fit(x_head, y_head, batch_size=64, epochs=1, shuffle=True,
                        class_weight=weights, verbose=0)
         row = {"phase": "head", "epoch": epoch, "loss": fit.history["loss"][-1],
-               **_val_stats(predict_logits(head, pooled[val_rows]), y_val)}
+               **_val_stats(predict_logits(head, pooled[val_rows]), y_val,
+                            predict_logits(head, pooled[stress_rows]))}
         best = _record(history, row, best, head)
     head.set_weights(best["weights"])
 
@@ -178,18 +190,22 @@ def train(opts: TrainOptions) -> Path:
             bar.add(len(batch), [("loss", losses[-1])])
         row = {"phase": "finetune", "epoch": epoch, "loss": float(np.mean(losses)),
                "images_per_s": n_train / (time.time() - t_epoch),
-               **_val_stats(predict_logits(top, acts[val_rows]), y_val)}
+               **_val_stats(predict_logits(top, acts[val_rows]), y_val,
+                            predict_logits(top, acts[stress_rows]))}
         best = _record(history, row, best, top)
     top.set_weights(best["weights"])
     log(f"Kept {best['phase']} epoch {best['epoch']} (val AUC {best['val_auc']:.4f})")
 
     # Calibration and operating point, on validation only.
     val_logits = predict_logits(top, acts[val_rows])
-    temperature = calibration.fit_temperature(val_logits, y_val)
+    stressed_logits = predict_logits(top, acts[stress_rows])
+    final = _val_stats(val_logits, y_val, stressed_logits)
+    temperature = calibration.fit_temperature(np.concatenate([val_logits, stressed_logits]),
+                                              np.tile(y_val, 1 + opts.stress_copies))
     val_probs = calibration.sigmoid(val_logits / temperature)
     threshold = calibration.threshold_for_sensitivity(val_probs, y_val, TARGET_SENSITIVITY)
-    log(f"Temperature {temperature:.4f}, threshold {threshold:.4f} "
-        f"(highest with validation sensitivity >= {TARGET_SENSITIVITY})")
+    log(f"Temperature {temperature:.4f} (validation + {opts.stress_copies} stressed copies), "
+        f"threshold {threshold:.4f} (highest with clean validation sensitivity >= {TARGET_SENSITIVITY})")
 
     for layer in net.layers:
         layer.trainable = True
@@ -204,10 +220,13 @@ def train(opts: TrainOptions) -> Path:
         "temperature": temperature,
         "threshold": threshold,
         "threshold_rule": f"highest threshold with validation sensitivity >= {TARGET_SENSITIVITY}",
+        "temperature_rule": (f"minimises NLL on the validation split plus {opts.stress_copies} stressed "
+                             "copies of each of its images (pneumonia.augment.stressed)"),
         "last_conv_layer": "conv5_block3_out",
         "best": {"phase": best["phase"], "epoch": best["epoch"], "val_auc": best["val_auc"]},
         "validation": {"images": int(len(val_idx)), "patients": len({groups[i] for i in val_idx}),
-                       "auc": float(roc_auc_score(y_val, val_probs)),
+                       "auc": final["val_auc"], "auc_stressed": final.get("val_auc_stressed"),
+                       "stress_copies": opts.stress_copies,
                        "split": f"StratifiedGroupKFold by patient, fraction {opts.val_fraction}, seed {opts.seed}"},
         "data": {"dataset": "Chest X-Ray Images (Pneumonia), Kermany et al. 2018",
                  "train_images": int(len(train_idx)), "skipped_files": len(skipped),
