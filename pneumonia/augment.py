@@ -22,6 +22,9 @@ GAMMA_RANGE = (0.6, 1.6)
 P_CLAHE, CLAHE_CLIP = 0.3, (1.0, 3.0)
 P_BLUR, BLUR_SIGMA = 0.3, (0.3, 1.2)
 P_NOISE, NOISE_SIGMA = 0.3, (2.0, 8.0)  # grey levels
+DESCRIPTION = (f"rotation (+-{MAX_ROTATION_DEG:g} deg), shift, zoom {ZOOM_RANGE}, aspect {ASPECT_RANGE}, "
+               f"brightness, contrast {CONTRAST_RANGE}, gamma {GAMMA_RANGE}, CLAHE (p {P_CLAHE}), "
+               f"Gaussian blur (p {P_BLUR}), detector noise (p {P_NOISE})")
 
 
 def augment(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:

@@ -36,3 +36,19 @@ def threshold_for_sensitivity(probs: np.ndarray, labels: np.ndarray, target: flo
         raise ValueError("no positive examples to set a sensitivity threshold on")
     needed = math.ceil(target * positives.size - 1e-9)
     return float(positives[max(needed, 1) - 1])
+
+
+def fit_operating_point(val_logits: np.ndarray, val_labels: np.ndarray, stressed_logits: np.ndarray,
+                        target_sensitivity: float) -> tuple[float, float]:
+    """(temperature, threshold) from validation only.
+
+    The temperature minimises NLL over the clean validation logits and their
+    stressed copies (`stressed_logits`: whole copies of the validation set, in
+    its order); the threshold keeps `target_sensitivity` on clean validation.
+    """
+    copies = len(stressed_logits) // max(len(val_logits), 1)
+    temperature = fit_temperature(np.concatenate([val_logits, stressed_logits]),
+                                  np.tile(val_labels, 1 + copies))
+    threshold = threshold_for_sensitivity(sigmoid(np.asarray(val_logits) / temperature),
+                                          val_labels, target_sensitivity)
+    return temperature, threshold

@@ -146,10 +146,17 @@ def render(config: dict, metrics: dict, ood_report: dict | None = None) -> str:
         "",
         f"- Validation: {v.get('images', '?')} training images of {v.get('patients', '?')} patients "
         f"({v.get('split', '')}); no patient is on both sides. The epoch (best validation ROC AUC), "
-        "the temperature (minimum validation NLL) and the threshold were all chosen there.",
+        f"the temperature ({config.get('temperature_rule', 'minimum validation NLL')}) and the "
+        "threshold were all chosen there."
+        + (f" The temperature and threshold were refitted after training by that rule (before: "
+           f"T {config['refit']['temperature_before']:.4f}, threshold {config['refit']['threshold_before']:.4f}, "
+           f"by {config['refit']['temperature_rule_before']})." if "refit" in config else ""),
+        *_selection_lines(config),
         "- The test split was used once, for this report, and never to choose anything.",
         "- Validation drawn from the training hospital data is more optimistic than the test "
-        f"split (validation ROC AUC {v.get('auc', float('nan')):.4f}).",
+        f"split (validation ROC AUC {v.get('auc', float('nan')):.4f}"
+        + (f"; {v['auc_stressed']:.4f} on its stressed copies" if v.get("auc_stressed") is not None else "")
+        + ").",
         "",
         "## Training",
         "",
@@ -159,7 +166,8 @@ def render(config: dict, metrics: dict, ood_report: dict | None = None) -> str:
         f"- Phase 2: fine-tuning from {tr.get('fine_tune_from')} with BatchNorm frozen, "
         f"{tr.get('epochs')} epochs, AdamW {tr.get('lr')}, batch {tr.get('batch_size')}; "
         f"kept: {config['best']['phase']} epoch {config['best']['epoch']}.",
-        f"- Augmentation: rotation, shift, zoom/crop, brightness, contrast, gamma; "
+        # Folders trained before the augmentation was widened lack the key.
+        f"- Augmentation: {tr.get('augmentation', 'rotation, shift, zoom/crop, brightness, contrast, gamma')}; "
         f"{tr.get('views')} augmented views per image cached before the frozen stages, one "
         "drawn per image per epoch. Class imbalance: balanced class weights.",
         f"- TensorFlow {config['versions']['tensorflow']}, Keras {config['versions']['keras']}; "
@@ -184,6 +192,17 @@ def render(config: dict, metrics: dict, ood_report: dict | None = None) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def _selection_lines(config: dict) -> list[str]:
+    """How this model was chosen over the one before it, if it replaced one."""
+    sel = config.get("selection")
+    if not sel:
+        return []
+    this, prev = sel["this_model"], sel["previous_model"]
+    return [f"- Chosen over the previous model by a rule {sel['rule']}: validation ROC AUC "
+            f"{this['val_auc']:.4f} (previous {prev['val_auc']:.4f}), on the stressed copies "
+            f"{this['val_auc_stressed']:.4f} (previous {prev['val_auc_stressed']:.4f})."]
 
 
 def write_card(folder: str | Path, config: dict, metrics: dict) -> Path:

@@ -34,6 +34,8 @@ TARGET_SENSITIVITY = 0.95
 # Stressed copies of each validation image (pneumonia.augment.stressed): the
 # temperature is fitted on them with the clean ones, and models are compared on them.
 STRESS_COPIES = 2
+TEMPERATURE_RULE = ("minimises NLL on the validation split plus {copies} stressed copies "
+                    "of each of its images (pneumonia.augment.stressed)")
 
 # Dataset attribution (CC BY 4.0), shown wherever its images are used.
 DATASET_CITATION = (

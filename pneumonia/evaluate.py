@@ -13,11 +13,11 @@ import sys
 from pathlib import Path
 
 
-from . import card, data, figures
+from . import card, cli, data, figures
 from .calibration import sigmoid
 from .config import HISTORY_FILE, METRICS_FILE
 from .metrics import evaluate_probs
-from .model import ModelFolderError, grey_to_rgb, load_model_folder
+from .model import grey_to_rgb, load_model_folder
 from .training import log, predict_logits
 
 
@@ -64,12 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--limit", type=int, default=None, help="at most N test images per class")
     p.add_argument("--bootstrap", type=int, default=2000, help="bootstrap resamples for the 95%% intervals")
     args = p.parse_args(argv)
-    try:
-        evaluate_folder(args.model, args.data, args.limit, bootstrap=args.bootstrap)
-    except (data.DataError, ModelFolderError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    return 0
+    return cli.run(lambda: evaluate_folder(args.model, args.data, args.limit, bootstrap=args.bootstrap))
 
 
 if __name__ == "__main__":

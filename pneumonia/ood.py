@@ -126,14 +126,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--model", required=True)
     p.add_argument("--data", required=True)
     args = p.parse_args(argv)
-    from .data import DataError
-    from .model import ModelFolderError
-    try:
-        fit_folder(args.model, args.data)
-    except (DataError, ModelFolderError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    return 0
+    from . import cli
+    return cli.run(lambda: fit_folder(args.model, args.data))
 
 
 if __name__ == "__main__":

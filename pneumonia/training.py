@@ -29,7 +29,8 @@ from sklearn.metrics import roc_auc_score
 from . import augment, calibration, data
 from . import model as models
 from .config import (CLASS_NAMES, CONFIG_FILE, HISTORY_FILE, IMAGE_SIZE,
-                     MODEL_FILE, STRESS_COPIES, TARGET_SENSITIVITY)
+                     MODEL_FILE, STRESS_COPIES, TARGET_SENSITIVITY,
+                     TEMPERATURE_RULE)
 
 
 @dataclass
@@ -38,9 +39,9 @@ class TrainOptions:
     out_dir: str = "runs/model"
     weights: str | None = "imagenet"
     head_epochs: int = 20
-    epochs: int = 6
+    epochs: int = 5
     batch_size: int = 32
-    fine_tune_from: str = "conv5"
+    fine_tune_from: str = "conv4"
     views: int = 2
     val_fraction: float = 0.15
     head_lr: float = 1e-3
@@ -200,10 +201,8 @@ def train(opts: TrainOptions) -> Path:
     val_logits = predict_logits(top, acts[val_rows])
     stressed_logits = predict_logits(top, acts[stress_rows])
     final = _val_stats(val_logits, y_val, stressed_logits)
-    temperature = calibration.fit_temperature(np.concatenate([val_logits, stressed_logits]),
-                                              np.tile(y_val, 1 + opts.stress_copies))
-    val_probs = calibration.sigmoid(val_logits / temperature)
-    threshold = calibration.threshold_for_sensitivity(val_probs, y_val, TARGET_SENSITIVITY)
+    temperature, threshold = calibration.fit_operating_point(val_logits, y_val, stressed_logits,
+                                                             TARGET_SENSITIVITY)
     log(f"Temperature {temperature:.4f} (validation + {opts.stress_copies} stressed copies), "
         f"threshold {threshold:.4f} (highest with clean validation sensitivity >= {TARGET_SENSITIVITY})")
 
@@ -220,8 +219,7 @@ def train(opts: TrainOptions) -> Path:
         "temperature": temperature,
         "threshold": threshold,
         "threshold_rule": f"highest threshold with validation sensitivity >= {TARGET_SENSITIVITY}",
-        "temperature_rule": (f"minimises NLL on the validation split plus {opts.stress_copies} stressed "
-                             "copies of each of its images (pneumonia.augment.stressed)"),
+        "temperature_rule": TEMPERATURE_RULE.format(copies=opts.stress_copies),
         "last_conv_layer": "conv5_block3_out",
         "best": {"phase": best["phase"], "epoch": best["epoch"], "val_auc": best["val_auc"]},
         "validation": {"images": int(len(val_idx)), "patients": len({groups[i] for i in val_idx}),
@@ -231,7 +229,7 @@ def train(opts: TrainOptions) -> Path:
         "data": {"dataset": "Chest X-Ray Images (Pneumonia), Kermany et al. 2018",
                  "train_images": int(len(train_idx)), "skipped_files": len(skipped),
                  "limit_per_class": opts.limit},
-        "training": {**asdict(opts), "cache_layer": cache_layer,
+        "training": {**asdict(opts), "cache_layer": cache_layer, "augmentation": augment.DESCRIPTION,
                      "seconds": round(time.time() - t0, 1)},
         "versions": {"tensorflow": tf.__version__, "keras": keras.__version__,
                      "python": platform.python_version()},

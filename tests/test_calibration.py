@@ -43,3 +43,25 @@ def test_threshold_meets_target_on_random_data():
     assert sens >= 0.95
     # The highest such threshold: any higher one drops below the target.
     assert np.mean(probs[labels] >= np.nextafter(t, 1)) < 0.95
+
+
+def test_operating_point_without_stressed_copies_is_temperature_then_threshold():
+    rng = np.random.default_rng(2)
+    z = rng.normal(0, 4, 4000)
+    labels = (rng.random(z.size) < calibration.sigmoid(z / 2.0)).astype(int)
+    t, thr = calibration.fit_operating_point(z, labels, z[:0], 0.95)
+    assert t == pytest.approx(calibration.fit_temperature(z, labels))
+    assert thr == calibration.threshold_for_sensitivity(calibration.sigmoid(z / t), labels, 0.95)
+
+
+def test_operating_point_stressed_copies_soften_the_temperature_not_the_decisions():
+    rng = np.random.default_rng(3)
+    labels = np.tile([0, 1], 2000)
+    clean = np.where(labels == 1, 2.0, -2.0) + rng.normal(0, 1, labels.size)
+    stressed = clean + rng.normal(0, 6, labels.size)  # one copy, in the same order
+    t_clean, thr_clean = calibration.fit_operating_point(clean, labels, clean[:0], 0.95)
+    t_both, thr_both = calibration.fit_operating_point(clean, labels, stressed, 0.95)
+    assert t_both > 1.5 * t_clean
+    # The threshold is the same logit on clean validation, whatever the temperature.
+    assert np.array_equal(calibration.sigmoid(clean / t_clean) >= thr_clean,
+                          calibration.sigmoid(clean / t_both) >= thr_both)

@@ -29,6 +29,9 @@ def test_shipped_folder_is_complete(shipped):
     _, config = shipped
     assert config["threshold_rule"].startswith("highest threshold with validation sensitivity")
     assert config["data"]["limit_per_class"] is None
+    # Chosen and calibrated on validation (with its stressed copies) only.
+    assert "stressed copies" in config["temperature_rule"]
+    assert config["selection"]["this_model"]["val_auc_stressed"] > config["selection"]["previous_model"]["val_auc_stressed"]
     metrics = json.loads((MODEL_DIR / "metrics.json").read_text())
     assert metrics["n"] == 624 and metrics["split"] == "test"
     for name in ("README.md", "confusion_matrix.png", "roc_curve.png", "reliability_diagram.png",

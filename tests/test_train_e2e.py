@@ -79,3 +79,36 @@ def test_train_cli_names_a_missing_data_folder(tmp_path):
                           cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 2
     assert "Missing folder" in proc.stderr and "nope" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_temperature_comes_from_validation_and_its_stressed_copies(trained):
+    out = trained[0]
+    config = json.loads((out / "config.json").read_text())
+    assert "stressed copies" in config["temperature_rule"]
+    assert config["validation"]["stress_copies"] == 2
+    assert 0 <= config["validation"]["auc_stressed"] <= 1
+    history = json.loads((out / "history.json").read_text())
+    assert all("val_auc_stressed" in row for row in history)
+
+
+def test_validation_cli_compares_and_refits(trained, tmp_path):
+    import shutil
+    folder = tmp_path / "copy"
+    shutil.copytree(trained[0], folder)
+    before = json.loads((folder / "config.json").read_text())
+    proc = subprocess.run([sys.executable, "-m", "pneumonia.validation", "--data", str(DATA),
+                           str(folder), "--refit-temperature"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "validation ROC AUC" in proc.stdout and "stressed" in proc.stdout
+    after = json.loads((folder / "config.json").read_text())
+    assert after["refit"]["temperature_before"] == before["temperature"]
+    # Same split, same stressed copies, same model: the refit reproduces training's fit
+    # up to float16 caching of activations.
+    assert after["temperature"] == pytest.approx(before["temperature"], rel=0.05)
+    card.write_card(folder, after, json.loads((folder / "metrics.json").read_text()))
+    text = ModelCard.load(folder / "README.md").text
+    assert "refitted after training" in text and "stressed copies" in text
+    bad = subprocess.run([sys.executable, "-m", "pneumonia.validation", "--data", str(tmp_path), str(folder)],
+                         cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert bad.returncode == 2 and "Missing folder" in bad.stderr and "Traceback" not in bad.stderr
