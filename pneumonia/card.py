@@ -202,7 +202,8 @@ def _selection_lines(config: dict) -> list[str]:
     this, prev = sel["this_model"], sel["previous_model"]
     return [f"- Chosen over the previous model by a rule {sel['rule']}: validation ROC AUC "
             f"{this['val_auc']:.4f} (previous {prev['val_auc']:.4f}), on the stressed copies "
-            f"{this['val_auc_stressed']:.4f} (previous {prev['val_auc_stressed']:.4f})."]
+            f"{this['val_auc_stressed']:.4f} (previous {prev['val_auc_stressed']:.4f})."
+            + (f" {sel['disclosure']}" if sel.get("disclosure") else "")]
 
 
 def write_card(folder: str | Path, config: dict, metrics: dict) -> Path:
