@@ -90,7 +90,7 @@ def predict_logits(net: keras.Model, x: np.ndarray, batch_size: int = 64) -> np.
     return models.predict_batched(net, x, batch_size)[:, 0]
 
 
-def _val_stats(logits: np.ndarray, labels: np.ndarray, stressed_logits: np.ndarray) -> dict[str, float]:
+def val_stats(logits: np.ndarray, labels: np.ndarray, stressed_logits: np.ndarray) -> dict[str, float]:
     """Loss and ROC AUC on clean validation, and AUC on its stressed copies."""
     stressed_labels = np.tile(labels, len(stressed_logits) // max(len(labels), 1))
     stats = {"val_loss": calibration.nll(logits, labels), "val_auc": float(roc_auc_score(labels, logits))}
@@ -164,7 +164,7 @@ def train(opts: TrainOptions) -> Path:
         fit = head.fit(x_head, y_head, batch_size=64, epochs=1, shuffle=True,
                        class_weight=weights, verbose=0)
         row = {"phase": "head", "epoch": epoch, "loss": fit.history["loss"][-1],
-               **_val_stats(predict_logits(head, pooled[val_rows]), y_val,
+               **val_stats(predict_logits(head, pooled[val_rows]), y_val,
                             predict_logits(head, pooled[stress_rows]))}
         best = _record(history, row, best, head)
     head.set_weights(best["weights"])
@@ -191,7 +191,7 @@ def train(opts: TrainOptions) -> Path:
             bar.add(len(batch), [("loss", losses[-1])])
         row = {"phase": "finetune", "epoch": epoch, "loss": float(np.mean(losses)),
                "images_per_s": n_train / (time.time() - t_epoch),
-               **_val_stats(predict_logits(top, acts[val_rows]), y_val,
+               **val_stats(predict_logits(top, acts[val_rows]), y_val,
                             predict_logits(top, acts[stress_rows]))}
         best = _record(history, row, best, top)
     top.set_weights(best["weights"])
@@ -200,7 +200,7 @@ def train(opts: TrainOptions) -> Path:
     # Calibration and operating point, on validation only.
     val_logits = predict_logits(top, acts[val_rows])
     stressed_logits = predict_logits(top, acts[stress_rows])
-    final = _val_stats(val_logits, y_val, stressed_logits)
+    final = val_stats(val_logits, y_val, stressed_logits)
     temperature, threshold = calibration.fit_operating_point(val_logits, y_val, stressed_logits,
                                                              TARGET_SENSITIVITY)
     log(f"Temperature {temperature:.4f} (validation + {opts.stress_copies} stressed copies), "

@@ -16,12 +16,11 @@ import sys
 from pathlib import Path
 
 import numpy as np
-from sklearn.metrics import roc_auc_score
 
 from . import augment, calibration, cli, data
 from .config import CONFIG_FILE, STRESS_COPIES, TARGET_SENSITIVITY, TEMPERATURE_RULE
 from .model import grey_to_rgb, load_model_folder
-from .training import log, predict_logits
+from .training import log, predict_logits, val_stats
 
 
 def split_key(config: dict) -> tuple:
@@ -53,9 +52,9 @@ def report(folder: str | Path, data_dir: str | Path, splits: dict | None = None,
     clean, stressed = validation_logits(net, split, seed)
     y_stressed = np.tile(y_val, STRESS_COPIES)
     temperature, threshold = calibration.fit_operating_point(clean, y_val, stressed, TARGET_SENSITIVITY)
+    aucs = val_stats(clean, y_val, stressed)
     out = {"folder": str(folder), "val_images": int(len(y_val)),
-           "val_auc": float(roc_auc_score(y_val, clean)),
-           "val_auc_stressed": float(roc_auc_score(y_stressed, stressed)),
+           "val_auc": aucs["val_auc"], "val_auc_stressed": aucs["val_auc_stressed"],
            "val_nll": calibration.nll(clean, y_val, config["temperature"]),
            "val_nll_stressed": calibration.nll(stressed, y_stressed, config["temperature"]),
            "temperature": config["temperature"], "refitted_temperature": temperature,
