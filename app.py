@@ -99,8 +99,9 @@ with gr.Blocks(title="Pneumonia X-ray classifier with Grad-CAM", analytics_enabl
                delete_cache=(600, 900)) as demo:
     gr.Markdown(
         "# Pneumonia on a chest X-ray, with where the model looked\n"
-        "A fine-tuned ResNet50 reads a frontal chest radiograph and gives a calibrated probability "
-        "of pneumonia, with a Grad-CAM heatmap of the regions that drove its answer.\n\n"
+        "A small U-Net finds the lungs on a frontal chest radiograph; a fine-tuned ResNet50 reads "
+        "them and gives a calibrated probability of pneumonia, with a Grad-CAM heatmap of the "
+        "regions that drove its answer.\n\n"
         f"> ⚠️ **{cfg.DISCLAIMER}**"
     )
     with gr.Row():
@@ -117,9 +118,11 @@ with gr.Blocks(title="Pneumonia X-ray classifier with Grad-CAM", analytics_enabl
             heatmap = gr.Image(label="Grad-CAM overlay", type="numpy", format="png",
                                interactive=False, height=380)
             gr.Markdown(
+                "The white line is where the lungs were found; the model reads only what lies in "
+                "them (and a thin band around), and its heatmap is mapped back onto your image. "
                 "Red marks the regions that pushed the score most towards the decided class, blue "
                 "the least; it shows what drove the answer, not where disease is. The map is "
-                "coarse (7x7 cells) and stretched over the image."
+                "coarse (7x7 cells over the lungs' box)."
             )
             details = gr.JSON(label="For programs", open=False)
     gr.Examples(examples=EXAMPLES, inputs=image, outputs=[label, heatmap, details], fn=analyze,

@@ -4,8 +4,10 @@
 
 DATA holds the Kaggle layout: train/{NORMAL,PNEUMONIA} and test/{NORMAL,PNEUMONIA}
 (a val/ folder, if present, is ignored: validation is carved out of train,
-grouped by patient). Writes a model folder: model.keras, config.json,
-history.json, the out-of-distribution guard ood.npz, metrics.json, figures
+grouped by patient). By default the classifier reads the lungs only: pass
+--lung-masks (a lung_masks folder, to train the segmenter first) or
+--segmenter (a trained lungs.keras). Writes a model folder: model.keras, config.json,
+history.json, lungs.keras (the segmenter), the out-of-distribution guard ood.npz, metrics.json, figures
 and the model card README.md.
 """
 from __future__ import annotations
@@ -13,8 +15,12 @@ from __future__ import annotations
 import argparse
 import sys
 
+from pathlib import Path
+
+from pneumonia.config import LUNG_VARIANTS, SEGMENTER_FILE
 from pneumonia.data import DataError
 from pneumonia.model import STAGES
+from pneumonia.segmentation import SegmenterError
 from pneumonia.training import TrainOptions, log, train
 
 
@@ -36,6 +42,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--val-fraction", type=float, default=d.val_fraction)
     p.add_argument("--lr", type=float, default=d.lr, help="fine-tuning learning rate")
     p.add_argument("--head-lr", type=float, default=d.head_lr)
+    p.add_argument("--lung-view", default="crop+mask", choices=list(LUNG_VARIANTS),
+                   help="what the classifier reads: the lungs' box, the box with the rest blacked out, "
+                        "or the whole image (default %(default)s)")
+    p.add_argument("--lung-masks", metavar="DIR", help="lung_masks folder: train the segmenter first, into --out")
+    p.add_argument("--segmenter", metavar="FILE", help="an already trained lungs.keras (instead of --lung-masks)")
+    p.add_argument("--seg-epochs", type=int, default=16, help="segmenter epochs with --lung-masks")
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--limit", type=int, default=None, help="at most N images per class and split (smoke runs)")
     p.add_argument("--no-eval", action="store_true", help="skip the test-split report")
@@ -46,21 +58,32 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.lung_view != "full" and not (args.lung_masks or args.segmenter):
+        print("error: a lung view needs --lung-masks DIR (to train the segmenter) or --segmenter FILE",
+              file=sys.stderr)
+        return 2
     opts = TrainOptions(
         data_dir=args.data, out_dir=args.out,
         weights=None if args.weights.lower() == "none" else args.weights,
         head_epochs=args.head_epochs, epochs=args.epochs, batch_size=args.batch_size,
         fine_tune_from=args.fine_tune_from, views=args.views, stress_copies=args.stress_copies, val_fraction=args.val_fraction,
         head_lr=args.head_lr, lr=args.lr, seed=args.seed, limit=args.limit,
+        segmenter=args.segmenter, lung_view=args.lung_view,
     )
     try:
+        if args.lung_view != "full" and args.lung_masks:
+            from pneumonia.lung_training import SHEET_FILE, contact_sheet, train_segmenter
+            seg, _ = train_segmenter(args.lung_masks, args.out, args.seg_epochs, seed=args.seed, log=log)
+            if not args.no_eval:
+                contact_sheet(seg, args.data, Path(args.out) / SHEET_FILE)
+            opts.segmenter = str(Path(args.out) / SEGMENTER_FILE)
         folder = train(opts)
         from pneumonia.ood import fit_folder
         fit_folder(folder, args.data)
         if not args.no_eval:
             from pneumonia.evaluate import evaluate_folder
             evaluate_folder(folder, args.data, args.limit)
-    except (DataError, FileNotFoundError) as e:
+    except (DataError, FileNotFoundError, SegmenterError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     if args.push_to_hub:

@@ -27,11 +27,13 @@ DESCRIPTION = (f"rotation (+-{MAX_ROTATION_DEG:g} deg), shift, zoom {ZOOM_RANGE}
                f"Gaussian blur (p {P_BLUR}), detector noise (p {P_NOISE})")
 
 
-def augment(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """One random view of a (H, W) uint8 image."""
+def augment(image: np.ndarray, rng: np.random.Generator, mask: np.ndarray | None = None,
+            aspect_range: tuple[float, float] = ASPECT_RANGE):
+    """One random view of a (H, W) uint8 image; with `mask`, (view, mask moved
+    by the same geometry) so a segmentation target stays on its image."""
     h, w = image.shape
     angle = rng.uniform(-MAX_ROTATION_DEG, MAX_ROTATION_DEG)
-    zoom, aspect = rng.uniform(*ZOOM_RANGE), np.sqrt(rng.uniform(*ASPECT_RANGE))
+    zoom, aspect = rng.uniform(*ZOOM_RANGE), np.sqrt(rng.uniform(*aspect_range))
     matrix = cv2.getRotationMatrix2D((w / 2, h / 2), angle, 1.0)
     matrix[0, :2] *= zoom * aspect
     matrix[1, :2] *= zoom / aspect
@@ -49,7 +51,11 @@ def augment(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     x = (x - 0.5) * rng.uniform(*CONTRAST_RANGE) + 0.5 + rng.uniform(-MAX_BRIGHTNESS, MAX_BRIGHTNESS)
     if rng.random() < P_NOISE:
         x = x + rng.normal(0.0, rng.uniform(*NOISE_SIGMA) / 255.0, x.shape)
-    return np.clip(np.round(x * 255.0), 0, 255).astype(np.uint8)
+    view = np.clip(np.round(x * 255.0), 0, 255).astype(np.uint8)
+    if mask is None:
+        return view
+    return view, cv2.warpAffine(mask, matrix, (w, h), flags=cv2.INTER_NEAREST,
+                                borderMode=cv2.BORDER_CONSTANT, borderValue=0)
 
 
 def views(images: np.ndarray, rng: np.random.Generator) -> np.ndarray:

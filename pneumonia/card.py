@@ -15,6 +15,7 @@ DATASET_ID = "paultimothymooney/chest-xray-pneumonia"
 # team's ResNet-50 ImageNet checkpoint there, named for discoverability.
 BASE_MODEL = "keras/resnet_50_imagenet"
 OOD_REPORT_FILE = "ood_report.json"
+LUNGS_REPORT_FILE = "lungs_report.json"
 # (metric key in metrics.json, model-index type, display name)
 CARD_METRICS = [
     ("accuracy", "accuracy", "Accuracy"),
@@ -45,7 +46,8 @@ def card_data(config: dict, metrics: dict) -> ModelCardData:
         for key, mtype, name in CARD_METRICS
     ]
     return ModelCardData(
-        license="cc-by-4.0", library_name="keras", pipeline_tag="image-classification",
+        # The segmenter learnt from CC BY-NC-SA masks: the folder takes the stricter licence.
+        license="cc-by-nc-sa-4.0" if config.get("lungs") else "cc-by-4.0", library_name="keras", pipeline_tag="image-classification",
         tags=["medical-imaging", "chest-x-ray", "pneumonia", "resnet50", "grad-cam", "tensorflow"],
         datasets=[DATASET_ID], base_model=BASE_MODEL,
         metrics=[mtype for _, mtype, _ in CARD_METRICS],
@@ -82,7 +84,97 @@ def _ood_lines(config: dict, report: dict | None) -> list[str]:
     return lines
 
 
-def render(config: dict, metrics: dict, ood_report: dict | None = None) -> str:
+LUNG_MASK_SOURCES = (
+    "Lung masks for training the segmenter: Shenzhen (Shenzhen No. 3 People's Hospital) and Montgomery "
+    "County chest X-rays from the U.S. National Library of Medicine (Jaeger et al., Quant Imaging Med Surg "
+    "2014;4(6):475-477; Jaeger et al., IEEE TMI 2014;33(2):233-245; Montgomery masks: Candemir et al., IEEE "
+    "TMI 2014;33(2):577-590). **The Shenzhen masks (Stirenko et al., IEEE ELNANO 2018, arXiv:1803.01199) are "
+    "licensed CC BY-NC-SA 4.0: non-commercial, share-alike.** The segmenter trained on them inherits that "
+    "restriction as far as it applies: do not use it commercially. Pediatric masks: semi-automatic masks of "
+    "the COVID-19 Radiography Database (Chowdhury et al., IEEE Access 2020; Rahman et al., Comput Biol Med "
+    "2021) for viral-pneumonia images of this model's own training split (Kermany et al., CC BY 4.0); their "
+    "licence could not be verified."
+)
+
+
+def _lungs_lines(config: dict, report: dict | None) -> list[str]:
+    lungs = config.get("lungs")
+    if not lungs:
+        return []
+    views = {"crop": "the lungs' bounding box", "crop+mask": "the lungs' bounding box with everything "
+             "outside the dilated lung mask set to black"}
+    lines = [
+        "## Lung segmentation and what the classifier reads",
+        "",
+        f"A small U-Net (`{lungs['file']}`, Keras, built-in layers only) finds both lung fields on the "
+        f"image squashed to 224x224 (read at {lungs['segmenter_input']}x{lungs['segmenter_input']}). "
+        "Post-processing keeps the two largest components, fills holes and accepts them only if they form "
+        "a plausible pair; otherwise the image is refused (\"No lung fields found\"). The classifier reads "
+        f"{views.get(lungs['variant'], lungs['variant'])} (margin {lungs['margin']:.0%} of the box, dilation "
+        f"{lungs['dilation']:.0%} of the image side), resized to 224x224, at training and serving alike. "
+        f"Training-split images without lungs found, left out: {lungs.get('without_lungs')}.",
+        "",
+    ]
+    if report:
+        lines += [f"Segmenter: {report['architecture']}; split {report['split_rule']} "
+                  f"({', '.join(f'{k} {v}' for k, v in report['split'].items())}). Held-out hand-drawn masks:", "",
+                  "| held out | n | Dice mean | Dice median | Dice min | IoU mean | lungs found |",
+                  "|---|---|---|---|---|---|---|"]
+        for key, name in (("test_adults", "adults (Shenzhen, Montgomery)"), ("test_children", "children (Shenzhen, 1-17 y)")):
+            r = report[key]
+            lines.append(f"| {name} | {r['n']} | {r['dice_mean']:.4f} | {r['dice_median']:.4f} | "
+                         f"{r['dice_min']:.4f} | {r['iou_mean']:.4f} | {r['found']}/{r['n']} |")
+        sheet = report.get("contact_sheet")
+        if sheet:
+            lines += ["", f"Lungs found on {sheet['test_xrays_lungs_found']} of {sheet['test_xrays']} test-split "
+                      "X-rays" + (f" and {sheet['adult_xrays_lungs_found']} of {sheet['adult_xrays']} NIH adults"
+                                  if "adult_xrays" in sheet else "") + ".",
+                      "", "![Predicted lung outlines](lungs_contact_sheet.png)"]
+        lines.append("")
+    lines += [LUNG_MASK_SOURCES, ""]
+    return lines
+
+
+def _validity_lines(metrics: dict) -> list[str]:
+    v = metrics.get("validity")
+    if not v:
+        return []
+    g = v["goals"]
+    rows = [("Swap test: AUC against the pasted lungs' label", "swap_lungs_auc", f">= {g['swap_lungs_auc_min']}"),
+            ("Swap test: AUC against the surroundings' label", "swap_surroundings_auc",
+             f"<= {g['swap_surroundings_auc_max']}"),
+            ("AUC with the lungs hidden", "hidden_auc", f"<= {g['hidden_auc_max']}")]
+    lines = ["## Where the answers come from", "",
+             f"Measured by `pneumonia.validity` (lung masks from {v['masks_from']}). Test: reported; "
+             "validation: what the model was chosen by.", "",
+             "| test | test split | validation | goal |", "|---|---|---|---|"]
+    t, va = v["test"], v["validation"]
+    lines += [f"| {name} | {t[key]:.3f} | {va[key]:.3f} | {goal} |" for name, key, goal in rows]
+    for cls in ("NORMAL", "PNEUMONIA"):
+        lines.append(f"| Share of Grad-CAM mass inside the dilated lungs, {cls} | {t['heat_in_lungs'][cls]:.3f} | "
+                     f"{va['heat_in_lungs'][cls]:.3f} | >= {g['heat_in_lungs_min']} |")
+    d = t.get("deletion")
+    if d:
+        lines += ["", f"Deletion curves ({t['deletion_n']} test images; area under the decided class's "
+                  "probability as 7x7 cells are removed, lower = the order finds what matters sooner): "
+                  f"Grad-CAM order {d['gradcam']['auc']:.3f}, random {d['random']['auc']:.3f}, centre first "
+                  f"{d['centre']['auc']:.3f}."]
+    lines.append("")
+    a = metrics.get("adult_transfer")
+    if a:
+        ci = a["ci95_at_threshold"]
+        lines += ["## Adults from another hospital (report only)", "",
+                  f"{a['n']} NIH ChestX-ray14 adults ({a['n_normal']} `No Finding`, {a['n_pneumonia']} with "
+                  f"`Pneumonia` among the text-mined labels; {a['patients']} patients; {a['without_lungs']} without "
+                  f"lungs found): ROC AUC {a['roc_auc']:.3f} [{ci['roc_auc'][0]:.3f}, {ci['roc_auc'][1]:.3f}], "
+                  f"sensitivity {a['at_threshold']['sensitivity']:.3f}, specificity "
+                  f"{a['at_threshold']['specificity']:.3f} at the threshold. The labels are noisy and the intervals "
+                  "wide; the model was trained on children aged 1-5 and is not meant for adults.", ""]
+    return lines
+
+
+def render(config: dict, metrics: dict, ood_report: dict | None = None,
+           lungs_report: dict | None = None) -> str:
     t, ci = metrics["at_threshold"], metrics["ci95_at_threshold"]
     half = metrics["at_0.5"]
     v = config.get("validation", {})
@@ -106,7 +198,8 @@ def render(config: dict, metrics: dict, ood_report: dict | None = None) -> str:
         "",
         "Education and research on medical image classification, calibration and "
         "explanation methods. **Not a medical device**: not for diagnosis, screening, "
-        "triage or any clinical decision, and not evaluated on adults or on other hospitals.",
+        "triage or any clinical decision. Trained on children from one hospital; its transfer to "
+        "adults elsewhere is reported below where measured, and is poor.",
         "",
         "## Input and output",
         "",
@@ -173,6 +266,8 @@ def render(config: dict, metrics: dict, ood_report: dict | None = None) -> str:
         f"- TensorFlow {config['versions']['tensorflow']}, Keras {config['versions']['keras']}; "
         f"code commit `{config.get('git_commit', 'unknown')}`; {tr.get('seconds')} s of training on CPU.",
         "",
+        *_lungs_lines(config, lungs_report),
+        *_validity_lines(metrics),
         *_ood_lines(config, ood_report),
         "## Training data and attribution",
         "",
@@ -189,6 +284,10 @@ def render(config: dict, metrics: dict, ood_report: dict | None = None) -> str:
         "- The out-of-distribution guard is a statistical check on features, not a guarantee: "
         "unusual X-rays can be refused and some non-X-rays accepted.",
         "- Grad-CAM is coarse (7x7) and shows what drove the score, not where disease is.",
+        *(["- Lung masks leave out the heart and the region below the diaphragm: pneumonia hidden "
+           "behind the heart is partly outside what the classifier reads.",
+           "- The segmenter learnt from adult hand-drawn masks and semi-automatic pediatric ones; "
+           "a lung fully whitened by disease can be under-segmented."] if config.get("lungs") else []),
         "",
     ]
     return "\n".join(lines)
@@ -209,7 +308,10 @@ def _selection_lines(config: dict) -> list[str]:
 def write_card(folder: str | Path, config: dict, metrics: dict) -> Path:
     report_path = Path(folder) / OOD_REPORT_FILE
     report = json.loads(report_path.read_text()) if report_path.is_file() else None
-    card = ModelCard(f"---\n{card_data(config, metrics).to_yaml()}\n---\n\n{render(config, metrics, report)}")
+    lungs_path = Path(folder) / LUNGS_REPORT_FILE
+    lungs = json.loads(lungs_path.read_text()) if lungs_path.is_file() else None
+    card = ModelCard(f"---\n{card_data(config, metrics).to_yaml()}\n---\n\n"
+                     f"{render(config, metrics, report, lungs)}")
     path = Path(folder) / CARD_FILE
     card.save(path)
     return path

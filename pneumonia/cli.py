@@ -6,8 +6,9 @@ from collections.abc import Callable
 
 from .data import DataError
 from .model import ModelFolderError
+from .segmentation import SegmenterError
 
-USER_ERRORS = (DataError, ModelFolderError, FileNotFoundError)
+USER_ERRORS = (DataError, ModelFolderError, SegmenterError, FileNotFoundError)
 
 
 def run(action: Callable[[], object]) -> int:

@@ -86,6 +86,16 @@ class TrainSplit:
     val_idx: np.ndarray
     skipped: list[tuple[Path, str]]
 
+    def subset(self, keep: np.ndarray, images: np.ndarray | None = None) -> "TrainSplit":
+        """The images where `keep` is True (optionally replaced by `images`, one per
+        original image), with the split's indices renumbered to match."""
+        keep = np.asarray(keep, bool)
+        position = np.cumsum(keep) - 1
+        source = self.images if images is None else images
+        return TrainSplit(source[keep], self.labels[keep], [g for g, k in zip(self.groups, keep) if k],
+                          position[self.train_idx[keep[self.train_idx]]],
+                          position[self.val_idx[keep[self.val_idx]]], self.skipped)
+
 
 def load_train_split(data_dir: str | Path, limit: int | None, seed: int,
                      val_fraction: float) -> TrainSplit:

@@ -1,45 +1,117 @@
 """Report a model folder on the test split: metrics.json, figures, model card.
 
-    python -m pneumonia.evaluate --model model --data path/to/chest_xray
+    python -m pneumonia.evaluate --model model --data path/to/chest_xray \
+        [--segmenter lungs.keras] [--adults path/to/adult_cxr]
 
 The threshold and temperature come from the folder's config (fitted on
 validation); the test split is only read here, never used to choose anything.
+Besides the usual metrics it measures where the answers come from
+(`pneumonia.validity`), on test (to report) and on the validation part of
+the patient split (the numbers models are chosen by). Lung masks come from the
+folder's own segmenter, or from --segmenter for a whole-image model. With
+--adults, ROC AUC on adult X-rays from another hospital (report only).
 """
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import sys
 from pathlib import Path
 
+import numpy as np
 
-from . import card, cli, data, figures
+from . import card, cli, data, figures, validity
 from .calibration import sigmoid
 from .config import HISTORY_FILE, METRICS_FILE
+from .gradcam import PREDICTED, GradCAM
+from .imaging import canonical, load_image
+from .lung_view import LungReader
 from .metrics import evaluate_probs
 from .model import grey_to_rgb, load_model_folder
+from .predictor import Predictor
+from .segmentation import load_segmenter, postprocess
 from .training import log, predict_logits
 
 
+def _validity(net, config: dict, variant: str, geometry, canons: np.ndarray, labels: np.ndarray,
+              n_deletion: int, seed: int) -> dict:
+    """The four validity tests on the images whose lungs `geometry` finds."""
+    lungs = [postprocess(p) for p in geometry.probability(canons)]
+    ok = np.asarray([lu.found for lu in lungs])
+    masks = np.stack([lu.mask for lu, k in zip(lungs, ok) if k])
+    canons, labels = canons[ok], labels[ok]
+    decision_logit = Predictor(net, config).decision_logit
+    cam = GradCAM(net, config.get("last_conv_layer", "conv5_block3_out"))
+
+    def logits(views):
+        return predict_logits(net, grey_to_rgb(views), 32)
+
+    def cams(views):
+        out = [cam(grey_to_rgb(views[i:i + 32]), PREDICTED, decision_logit) for i in range(0, len(views), 32)]
+        return np.concatenate([o[0] for o in out]), np.concatenate([o[1] for o in out])
+
+    result = {"without_lungs": int((~ok).sum()),
+              **validity.auc_tests(logits, canons, masks, labels, variant, seed=seed)}
+    result["shortfall"] = validity.shortfall(result)
+    result.update(validity.heat_tests(cams, logits, config["temperature"], decision_logit, canons, masks,
+                                      labels, variant, n_deletion, seed))
+    return result
+
+
+def adult_transfer(net, config: dict, reader: LungReader, adults_dir: str | Path, bootstrap: int,
+                   seed: int) -> dict:
+    """ROC AUC (and the rest) on NIH adults: `No Finding` vs findings containing `Pneumonia`."""
+    root = Path(adults_dir)
+    with open(root / "labels.csv", newline="") as f:
+        rows = [r for r in csv.DictReader(f) if r["finding"] == "No Finding" or "Pneumonia" in r["finding"]]
+    canons = np.stack([canonical(load_image(root / r["file"])) for r in rows])
+    labels = np.asarray([int("Pneumonia" in r["finding"]) for r in rows])
+    views, _, _, found = reader.read(canons)
+    probs = sigmoid(predict_logits(net, grey_to_rgb(views[found]), 32) / config["temperature"])
+    m = evaluate_probs(labels[found], probs, config["threshold"], bootstrap, seed)
+    m.pop("reliability")
+    return {**m, "without_lungs": int((~found).sum()), "patients": len({r["patient_id"] for r in rows}),
+            "source": "NIH ChestX-ray14 adults (adult_cxr), labels text-mined from reports: noisy"}
+
+
 def evaluate_folder(model_dir: str | Path, data_dir: str | Path, limit: int | None = None,
-                    seed: int = 0, bootstrap: int = 2000) -> dict:
+                    seed: int = 0, bootstrap: int = 2000, segmenter: str | Path | None = None,
+                    adults_dir: str | Path | None = None, n_deletion: int = 100) -> dict:
     folder = Path(model_dir)
     net, config = load_model_folder(folder)
+    reader = LungReader.from_config(folder, config)
     paths, labels = data.list_split(data_dir, "test")
     paths, labels = data.limit_per_class(paths, labels, limit, seed)
     images, kept, skipped = data.load_images(paths)
     labels = labels[kept]
-    log(f"Evaluating on {len(kept)} test images ({len(skipped)} unreadable skipped)")
-    logits = predict_logits(net, grey_to_rgb(images), batch_size=32)
+    views, _, _, found = reader.read(images)
+    log(f"Evaluating on {len(kept)} test images ({len(skipped)} unreadable skipped, "
+        f"{(~found).sum()} without lungs found, refused as at serving)")
+    logits = predict_logits(net, grey_to_rgb(views[found]), batch_size=32)
     probs = sigmoid(logits / config["temperature"])
-    metrics = evaluate_probs(labels, probs, config["threshold"], bootstrap, seed)
+    metrics = evaluate_probs(labels[found], probs, config["threshold"], bootstrap, seed)
     metrics.update({"split": "test", "data_dir_name": Path(data_dir).name,
                     "threshold_source": config.get("threshold_rule", "config"),
-                    "temperature": config["temperature"], "limit_per_class": limit})
+                    "temperature": config["temperature"], "limit_per_class": limit,
+                    "without_lungs": int((~found).sum()), "lung_view": reader.variant})
+    geometry = reader.segmenter or (load_segmenter(segmenter) if segmenter else None)
+    if geometry is not None:
+        log("Validity tests on test (report) and on validation (choice)")
+        tr = config.get("training", {})
+        split = data.load_train_split(data_dir, tr.get("limit"), tr.get("seed", 0), tr.get("val_fraction", 0.15))
+        metrics["validity"] = {
+            "masks_from": "the folder's segmenter" if reader.segmenter else f"segmenter {Path(segmenter).name}",
+            "goals": validity.GOALS,
+            "test": _validity(net, config, reader.variant, geometry, images, labels, n_deletion, seed),
+            "validation": _validity(net, config, reader.variant, geometry, split.images[split.val_idx],
+                                    split.labels[split.val_idx], 0, seed)}
+    if adults_dir:
+        metrics["adult_transfer"] = adult_transfer(net, config, reader, adults_dir, bootstrap, seed)
     (folder / METRICS_FILE).write_text(json.dumps(metrics, indent=2) + "\n")
     history_path = folder / HISTORY_FILE
     history = json.loads(history_path.read_text()) if history_path.is_file() else None
-    figures.write_all(folder, labels, probs, metrics, history)
+    figures.write_all(folder, labels[found], probs, metrics, history)
     card.write_card(folder, config, metrics)
     summary(metrics)
     return metrics
@@ -55,6 +127,18 @@ def summary(metrics: dict) -> None:
     h = metrics["at_0.5"]
     log(f"At 0.5: accuracy {h['accuracy']:.4f}, sensitivity {h['sensitivity']:.4f}, "
         f"specificity {h['specificity']:.4f}")
+    for part, v in metrics.get("validity", {}).items():
+        if isinstance(v, dict) and "swap_lungs_auc" in v:
+            d = v.get("deletion")
+            log(f"Validity ({part}): swap lungs {v['swap_lungs_auc']:.3f} / surroundings "
+                f"{v['swap_surroundings_auc']:.3f}, lungs hidden {v['hidden_auc']:.3f}, heat in lungs "
+                f"{v['heat_in_lungs']['NORMAL']:.3f} (NORMAL) {v['heat_in_lungs']['PNEUMONIA']:.3f} (PNEUMONIA)"
+                + (f"; deletion AUC Grad-CAM {d['gradcam']['auc']:.3f}, random {d['random']['auc']:.3f}, "
+                   f"centre {d['centre']['auc']:.3f}" if d else ""))
+    if "adult_transfer" in metrics:
+        a = metrics["adult_transfer"]
+        log(f"Adults (NIH, {a['n']} images): ROC AUC {a['roc_auc']:.3f} "
+            f"[{a['ci95_at_threshold']['roc_auc'][0]:.3f}, {a['ci95_at_threshold']['roc_auc'][1]:.3f}]")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -63,8 +147,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--data", required=True, help="dataset folder holding test/NORMAL and test/PNEUMONIA")
     p.add_argument("--limit", type=int, default=None, help="at most N test images per class")
     p.add_argument("--bootstrap", type=int, default=2000, help="bootstrap resamples for the 95%% intervals")
+    p.add_argument("--segmenter", help="lungs.keras for the validity tests of a whole-image model")
+    p.add_argument("--adults", help="adult_cxr folder: report transfer to adults (another hospital)")
+    p.add_argument("--deletion", type=int, default=100, help="test images in the deletion curves")
     args = p.parse_args(argv)
-    return cli.run(lambda: evaluate_folder(args.model, args.data, args.limit, bootstrap=args.bootstrap))
+    return cli.run(lambda: evaluate_folder(args.model, args.data, args.limit, bootstrap=args.bootstrap,
+                                           segmenter=args.segmenter, adults_dir=args.adults,
+                                           n_deletion=args.deletion))
 
 
 if __name__ == "__main__":

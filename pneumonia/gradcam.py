@@ -69,14 +69,24 @@ class GradCAM(CAM):
         return tf.reduce_mean(grads, axis=(1, 2))
 
 
-def overlay(grey: np.ndarray, cam: np.ndarray, alpha: float = 0.4) -> np.ndarray:
+def overlay(grey: np.ndarray, heat: np.ndarray, outline: np.ndarray | None = None,
+            alpha: float = 0.4) -> np.ndarray:
     """Blend a [0, 1] map over a (H, W) uint8 X-ray at the X-ray's own size.
 
-    Returns (H, W, 3) uint8 RGB: JET colormap (red = most influence) over the image.
+    `heat`: any size (a 7x7 map is stretched over the image, a full-size map
+    from `lung_view.to_image` is used as it is). `outline`: an optional (H, W)
+    lung mask whose contour is drawn in white, so a user sees where the lungs
+    were found. Returns (H, W, 3) uint8 RGB: JET colormap (red = most influence).
     """
     h, w = grey.shape[:2]
-    heat = cv2.resize(np.asarray(cam, np.float32), (w, h), interpolation=cv2.INTER_CUBIC)
+    heat = np.asarray(heat, np.float32)
+    if heat.shape != (h, w):
+        heat = cv2.resize(heat, (w, h), interpolation=cv2.INTER_CUBIC)
     heat = np.uint8(np.clip(heat, 0, 1) * 255)
     colored = cv2.cvtColor(cv2.applyColorMap(heat, cv2.COLORMAP_JET), cv2.COLOR_BGR2RGB)
     base = cv2.cvtColor(grey, cv2.COLOR_GRAY2RGB)
-    return cv2.addWeighted(colored, alpha, base, 1 - alpha, 0)
+    out = cv2.addWeighted(colored, alpha, base, 1 - alpha, 0)
+    if outline is not None:
+        contours, _ = cv2.findContours(outline.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
+        cv2.drawContours(out, contours, -1, (255, 255, 255), max(1, round(max(h, w) / 300)), cv2.LINE_AA)
+    return out

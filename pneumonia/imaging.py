@@ -114,15 +114,18 @@ def load_image(source: str | Path | bytes) -> np.ndarray:
         raise ImageError(f"The image is corrupt or truncated ({e}).") from None
 
 
-def to_model_input(grey: np.ndarray) -> np.ndarray:
-    """(H, W) uint8 -> (224, 224, 3) float32 RGB in [0, 255], aspect not kept.
+def canonical(grey: np.ndarray) -> np.ndarray:
+    """(H, W) uint8 -> (224, 224) uint8, aspect not kept.
 
-    The dataset's radiographs were squashed to 224x224 the same way.
+    The dataset's radiographs were squashed to 224x224 the same way; the lungs
+    are found and cropped on this canonical image, at training and serving alike.
     """
     h, w = grey.shape[:2]
     shrinking = h * w > IMAGE_SIZE * IMAGE_SIZE
-    resized = cv2.resize(
-        grey, (IMAGE_SIZE, IMAGE_SIZE),
-        interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR,
-    )
-    return np.repeat(resized[:, :, None], 3, axis=2).astype(np.float32)
+    return cv2.resize(grey, (IMAGE_SIZE, IMAGE_SIZE),
+                      interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR)
+
+
+def to_model_input(grey: np.ndarray) -> np.ndarray:
+    """(H, W) uint8 -> (224, 224, 3) float32 RGB in [0, 255], the whole image squashed."""
+    return np.repeat(canonical(grey)[:, :, None], 3, axis=2).astype(np.float32)

@@ -9,9 +9,11 @@ from pathlib import Path
 
 from .config import EMBEDDED_MODEL_DIR, HUB_MODEL_REPO, METRICS_FILE
 from .hub import HubError, fetch_model
+from .lung_view import LungReader
 from .model import ModelFolderError, load_model_folder
 from .ood import OOD_FILE, OODGuard
 from .predictor import Predictor
+from .segmentation import SegmenterError
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +66,12 @@ def load_folder(folder: str | Path, source: str, origin: str, revision: str | No
     metrics_path = folder / METRICS_FILE
     metrics = json.loads(metrics_path.read_text()) if metrics_path.is_file() else None
     guard = OODGuard.load(folder / OOD_FILE) if (folder / OOD_FILE).is_file() else None
-    return ServedModel(Predictor(net, config, revision, guard), folder, source, origin, revision, metrics)
+    try:
+        reader = LungReader.from_config(folder, config)
+    except SegmenterError as e:
+        raise ModelFolderError(str(e)) from None
+    return ServedModel(Predictor(net, config, revision, guard, reader), folder, source, origin, revision,
+                       metrics)
 
 
 def load(source: str | Path | None = None, revision: str | None = None) -> ServedModel:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import platform
+import shutil
 import subprocess
 import time
 from dataclasses import asdict, dataclass
@@ -29,8 +30,13 @@ from sklearn.metrics import roc_auc_score
 from . import augment, calibration, data
 from . import model as models
 from .config import (CLASS_NAMES, CONFIG_FILE, HISTORY_FILE, IMAGE_SIZE,
-                     MODEL_FILE, STRESS_COPIES, TARGET_SENSITIVITY,
-                     TEMPERATURE_RULE)
+                     MODEL_FILE, SEG_SIZE, SEGMENTER_FILE, STRESS_COPIES,
+                     TARGET_SENSITIVITY, TEMPERATURE_RULE)
+from .lung_view import LungReader
+from .segmentation import load_segmenter
+
+# Written next to lungs.keras by pneumonia.lung_training; copied into the model folder with it.
+SEGMENTER_COMPANIONS = ("lungs_report.json", "lungs_contact_sheet.png")
 
 
 @dataclass
@@ -50,6 +56,8 @@ class TrainOptions:
     stress_copies: int = STRESS_COPIES
     seed: int = 0
     limit: int | None = None
+    segmenter: str | None = None      # lungs.keras; None trains on whole images
+    lung_view: str = "full"           # see pneumonia.lung_view
 
 
 def log(msg: str) -> None:
@@ -128,6 +136,11 @@ def train(opts: TrainOptions) -> Path:
     for path, why in split.skipped:
         log(f"  skipped unreadable file {path}: {why}")
     log(f"Read {len(split.labels)} images, skipped {len(split.skipped)} unreadable")
+    segmenter = load_segmenter(opts.segmenter) if opts.lung_view != "full" else None
+    reader = LungReader(segmenter, opts.lung_view)
+    split, without_lungs = reader.read_split(split)
+    if segmenter is not None:
+        log(f"Lung view {opts.lung_view!r}: images without lungs found, left out: {without_lungs}")
     images, labels, groups = split.images, split.labels, split.groups
     train_idx, val_idx, skipped = split.train_idx, split.val_idx, split.skipped
     log(f"Split by patient: train {len(train_idx)} images ({len({groups[i] for i in train_idx})} patients), "
@@ -209,6 +222,16 @@ def train(opts: TrainOptions) -> Path:
     for layer in net.layers:
         layer.trainable = True
     net.save(out / MODEL_FILE)
+    lungs = None
+    if reader.variant != "full":
+        src = Path(opts.segmenter)
+        if src.resolve() != (out / SEGMENTER_FILE).resolve():
+            shutil.copyfile(src, out / SEGMENTER_FILE)
+            for name in SEGMENTER_COMPANIONS:
+                if (src.parent / name).is_file():
+                    shutil.copyfile(src.parent / name, out / name)
+        lungs = {"file": SEGMENTER_FILE, **reader.describe(), "segmenter_input": SEG_SIZE,
+                 "without_lungs": without_lungs}
     config = {
         "class_names": list(CLASS_NAMES),
         "positive_class": CLASS_NAMES[1],
@@ -221,6 +244,7 @@ def train(opts: TrainOptions) -> Path:
         "threshold_rule": f"highest threshold with validation sensitivity >= {TARGET_SENSITIVITY}",
         "temperature_rule": TEMPERATURE_RULE.format(copies=opts.stress_copies),
         "last_conv_layer": "conv5_block3_out",
+        **({"lungs": lungs} if lungs else {}),
         "best": {"phase": best["phase"], "epoch": best["epoch"], "val_auc": best["val_auc"]},
         "validation": {"images": int(len(val_idx)), "patients": len({groups[i] for i in val_idx}),
                        "auc": final["val_auc"], "auc_stressed": final.get("val_auc_stressed"),

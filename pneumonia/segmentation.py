@@ -1,0 +1,145 @@
+"""Lung fields on a chest X-ray: a small U-Net and the post-processing users can trust.
+
+The network (Ronneberger et al. 2015, narrowed) maps the canonical 224x224
+greyscale image, shrunk to `SEG_SIZE`, to a per-pixel lung probability. It is
+built from Keras's own layers only, so `lungs.keras` loads without custom code.
+Post-processing keeps the two largest components, fills their holes, and
+accepts them only if they look like a pair of lungs; otherwise the caller is
+told that no lung fields were found, rather than given a guess.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import keras
+import numpy as np
+import tensorflow as tf
+from scipy import ndimage
+
+from .config import IMAGE_SIZE, SEG_SIZE, SEG_WIDTH
+
+# A plausible pair of lungs, as fractions of the image: each lung at least
+# MIN_LUNG of the image and MIN_PAIR of the other, both together within
+# TOTAL_RANGE, and side by side (centroids apart by MIN_SEPARATION of the width,
+# more apart horizontally than vertically). The data's lung areas run 10-55%;
+# a lung whitened by pneumonia can be under-segmented, hence the loose pair ratio.
+MIN_LUNG = 0.01
+MIN_PAIR = 0.1
+TOTAL_RANGE = (0.04, 0.75)
+MIN_SEPARATION = 0.12
+
+
+def _conv_block(x, filters: int, name: str):
+    for i in (1, 2):
+        x = keras.layers.Conv2D(filters, 3, padding="same", use_bias=False, name=f"{name}_conv{i}")(x)
+        x = keras.layers.BatchNormalization(name=f"{name}_bn{i}")(x)
+        x = keras.layers.ReLU(name=f"{name}_relu{i}")(x)
+    return x
+
+
+def build_segmenter(size: int = SEG_SIZE, width: int = SEG_WIDTH, depth: int = 4) -> keras.Model:
+    """(size, size, 1) greyscale in [0, 255] -> (size, size, 1) lung probability."""
+    inputs = keras.Input((size, size, 1), name="xray")
+    x = keras.layers.Rescaling(1 / 255.0, name="scale")(inputs)
+    skips = []
+    for level in range(depth):
+        x = _conv_block(x, width * 2 ** level, f"down{level}")
+        skips.append(x)
+        x = keras.layers.MaxPooling2D(name=f"pool{level}")(x)
+    x = _conv_block(x, width * 2 ** depth, "bottom")
+    for level in reversed(range(depth)):
+        x = keras.layers.Conv2DTranspose(width * 2 ** level, 2, strides=2, name=f"up{level}")(x)
+        x = keras.layers.Concatenate(name=f"skip{level}")([x, skips[level]])
+        x = _conv_block(x, width * 2 ** level, f"dec{level}")
+    outputs = keras.layers.Conv2D(1, 1, activation="sigmoid", name="lungs")(x)
+    return keras.Model(inputs, outputs, name="lung_unet")
+
+
+def shrink(images: np.ndarray, size: int = SEG_SIZE) -> np.ndarray:
+    """(N, H, W) uint8 -> (N, size, size, 1) float32, the segmenter's input."""
+    return np.stack([cv2.resize(im, (size, size), interpolation=cv2.INTER_AREA)
+                     for im in images]).astype(np.float32)[..., None]
+
+
+class Segmenter:
+    """A loaded segmenter: canonical 224 images -> lung probability at 224."""
+
+    def __init__(self, net: keras.Model):
+        self.net = net
+        self.size = int(net.input.shape[1])
+        self._call = tf.function(lambda x: net(x, training=False), input_signature=[
+            tf.TensorSpec((None, self.size, self.size, 1), tf.float32)])
+
+    def probability(self, images: np.ndarray, batch_size: int = 32) -> np.ndarray:
+        """(N, 224, 224) uint8 -> (N, 224, 224) float32 in [0, 1]."""
+        out = np.zeros((len(images), IMAGE_SIZE, IMAGE_SIZE), np.float32)
+        for start in range(0, len(images), batch_size):
+            p = self._call(shrink(images[start:start + batch_size], self.size)).numpy()[..., 0]
+            for i, m in enumerate(p):
+                out[start + i] = cv2.resize(m, (IMAGE_SIZE, IMAGE_SIZE), interpolation=cv2.INTER_LINEAR)
+        return out
+
+
+@dataclass(frozen=True)
+class Lungs:
+    """The outcome of post-processing: a mask of both lungs, or why there is none."""
+    mask: np.ndarray | None   # (H, W) bool
+    reason: str               # "" when found
+
+    @property
+    def found(self) -> bool:
+        return self.mask is not None
+
+
+def postprocess(probability: np.ndarray, threshold: float = 0.5) -> Lungs:
+    """Keep the two largest components, fill holes, and check they form a pair of lungs."""
+    binary = (np.asarray(probability) >= threshold).astype(np.uint8)
+    h, w = binary.shape
+    n, labels, stats, centroids = cv2.connectedComponentsWithStats(binary, connectivity=8)
+    order = 1 + np.argsort(stats[1:, cv2.CC_STAT_AREA])[::-1]
+    if len(order) < 2:
+        return Lungs(None, f"{len(order)} lung-like region(s), need two")
+    a, b = order[:2]
+    areas = stats[[a, b], cv2.CC_STAT_AREA] / float(h * w)
+    if areas.min() < MIN_LUNG or areas.min() < MIN_PAIR * areas.max():
+        return Lungs(None, f"the second region is too small ({areas.min():.1%} of the image)")
+    if not TOTAL_RANGE[0] <= areas.sum() <= TOTAL_RANGE[1]:
+        return Lungs(None, f"the regions cover {areas.sum():.0%} of the image")
+    dx, dy = np.abs(centroids[a] - centroids[b])
+    if dx < MIN_SEPARATION * w or dx < dy:
+        return Lungs(None, "the two regions do not lie side by side")
+    mask = np.zeros((h, w), bool)
+    for c in (a, b):
+        mask |= ndimage.binary_fill_holes(labels == c)
+    return Lungs(mask, "")
+
+
+def dice(pred: np.ndarray, truth: np.ndarray) -> float:
+    """2|A∩B| / (|A| + |B|); 1.0 when both are empty."""
+    pred, truth = np.asarray(pred, bool), np.asarray(truth, bool)
+    total = pred.sum() + truth.sum()
+    return 1.0 if total == 0 else float(2 * np.logical_and(pred, truth).sum() / total)
+
+
+def iou(pred: np.ndarray, truth: np.ndarray) -> float:
+    """|A∩B| / |A∪B|; 1.0 when both are empty."""
+    pred, truth = np.asarray(pred, bool), np.asarray(truth, bool)
+    union = np.logical_or(pred, truth).sum()
+    return 1.0 if union == 0 else float(np.logical_and(pred, truth).sum() / union)
+
+
+class SegmenterError(ValueError):
+    """A segmenter file that is missing or not loadable."""
+
+
+def load_segmenter(path) -> Segmenter:
+    """Load `lungs.keras` (built-in Keras layers only: no custom objects needed)."""
+    from pathlib import Path
+    path = Path(path)
+    if not path.is_file():
+        raise SegmenterError(f"Lung segmenter not found: {path}")
+    try:
+        return Segmenter(keras.saving.load_model(path, compile=False))
+    except Exception as e:  # Keras raises many types for a bad archive
+        raise SegmenterError(f"{path} is not a loadable Keras model ({e})") from None
