@@ -51,6 +51,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--limit", type=int, default=None, help="at most N images per class and split (smoke runs)")
     p.add_argument("--no-eval", action="store_true", help="skip the test-split report")
+    p.add_argument("--adults", metavar="DIR", help="adult_cxr folder: add transfer to adults to the report")
     p.add_argument("--push-to-hub", metavar="REPO_ID", default=None, help="upload the model folder to the Hub")
     p.add_argument("--private", action="store_true", help="create the Hub repo as private")
     return p.parse_args(argv)
@@ -82,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
         fit_folder(folder, args.data)
         if not args.no_eval:
             from pneumonia.evaluate import evaluate_folder
-            evaluate_folder(folder, args.data, args.limit)
+            evaluate_folder(folder, args.data, args.limit, adults_dir=args.adults)
     except (DataError, FileNotFoundError, SegmenterError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -8,6 +8,8 @@
   (share refused; goal >= 95%),
 - test X-rays under edits a real upload may have: rotated 90 degrees,
   inverted, cropped to one lung, blurred.
+"Accepted" means answered with a diagnosis: for a lung model, lungs found
+and the guard's yes; "No lung fields found" counts as refused.
 Writes `ood_report.json` into the model folder (the model card shows it).
 """
 from __future__ import annotations
@@ -28,6 +30,7 @@ from pneumonia import card, data  # noqa: E402
 from pneumonia.card import OOD_REPORT_FILE  # noqa: E402
 from pneumonia.config import METRICS_FILE  # noqa: E402
 from pneumonia.imaging import ImageError, load_image  # noqa: E402
+from pneumonia.predictor import NoLungsError  # noqa: E402
 from pneumonia.serving import load  # noqa: E402
 
 
@@ -90,6 +93,7 @@ def edits(grey: np.ndarray) -> dict[str, np.ndarray]:
 
 
 def main() -> None:
+
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", default=str(ROOT / "model"))
     p.add_argument("--data", required=True)
@@ -100,7 +104,11 @@ def main() -> None:
         sys.exit(f"{args.model} has no OOD guard: run python -m pneumonia.ood first")
 
     def accepted(grey: np.ndarray) -> bool:
-        return bool(predictor.analyze_array(grey).get("is_chest_xray"))
+        """Answered with a diagnosis: lungs found (lung models) and the guard's yes."""
+        try:
+            return bool(predictor.analyze_array(grey).get("is_chest_xray"))
+        except NoLungsError:
+            return False
 
     paths, _ = data.list_split(args.data, "test")
     xrays = [load_image(p) for p in paths]

@@ -2,11 +2,9 @@
 from __future__ import annotations
 
 import io
-from typing import Callable
-
 import numpy as np
 
-from .imaging import ImageError, stretch_to_uint8
+from .pixels import ImageError, check_size, stretch_to_uint8
 
 
 def _first(value) -> float:
@@ -17,7 +15,7 @@ def _first(value) -> float:
         return float(value)
 
 
-def load_dicom(data: bytes, check_size: Callable[[int, int], None]) -> np.ndarray:
+def load_dicom(data: bytes) -> np.ndarray:
     """Rescale slope/intercept, then the first VOI window if present (else the
     data's own range), inverting MONOCHROME1 so bone is always bright."""
     import pydicom

@@ -14,6 +14,7 @@ import numpy as np
 import tensorflow as tf
 
 from .config import IMAGE_SIZE, LAST_CONV_LAYER
+from .lung_view import draw_outline
 
 PREDICTED = -1  # target: the class decided at the operating threshold
 POOLED_LAYER = "avg_pool"
@@ -70,13 +71,15 @@ class GradCAM(CAM):
 
 
 def overlay(grey: np.ndarray, heat: np.ndarray, outline: np.ndarray | None = None,
-            alpha: float = 0.4) -> np.ndarray:
+            region: np.ndarray | None = None, alpha: float = 0.4) -> np.ndarray:
     """Blend a [0, 1] map over a (H, W) uint8 X-ray at the X-ray's own size.
 
     `heat`: any size (a 7x7 map is stretched over the image, a full-size map
     from `lung_view.to_image` is used as it is). `outline`: an optional (H, W)
     lung mask whose contour is drawn in white, so a user sees where the lungs
-    were found. Returns (H, W, 3) uint8 RGB: JET colormap (red = most influence).
+    were found. `region`: an optional (H, W) bool mask of what the model read;
+    outside it the X-ray is left uncoloured. Returns (H, W, 3) uint8 RGB: JET
+    colormap (red = most influence).
     """
     h, w = grey.shape[:2]
     heat = np.asarray(heat, np.float32)
@@ -86,7 +89,6 @@ def overlay(grey: np.ndarray, heat: np.ndarray, outline: np.ndarray | None = Non
     colored = cv2.cvtColor(cv2.applyColorMap(heat, cv2.COLORMAP_JET), cv2.COLOR_BGR2RGB)
     base = cv2.cvtColor(grey, cv2.COLOR_GRAY2RGB)
     out = cv2.addWeighted(colored, alpha, base, 1 - alpha, 0)
-    if outline is not None:
-        contours, _ = cv2.findContours(outline.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
-        cv2.drawContours(out, contours, -1, (255, 255, 255), max(1, round(max(h, w) / 300)), cv2.LINE_AA)
-    return out
+    if region is not None:
+        out[~region] = base[~region]
+    return out if outline is None else draw_outline(out, outline)

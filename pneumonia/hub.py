@@ -22,12 +22,12 @@ from huggingface_hub.errors import (HfHubHTTPError, LocalEntryNotFoundError,
 from huggingface_hub.utils._http import default_client_factory
 
 from .config import (CARD_FILE, CONFIG_FILE, HUB_CONNECT_TIMEOUT, HUB_READ_TIMEOUT,
-                     METRICS_FILE, MODEL_FILE, ROOT, SPACE_FILES)
+                     METRICS_FILE, MODEL_FILE, ROOT, SEGMENTER_FILE, SPACE_FILES)
 from .ood import OOD_FILE
 
 PUBLISHED_FILES = (MODEL_FILE, CONFIG_FILE, METRICS_FILE, CARD_FILE)
-# What the app downloads: the model and what it shows about it.
-SERVED_PATTERNS = [MODEL_FILE, CONFIG_FILE, METRICS_FILE, CARD_FILE, OOD_FILE]
+# What the app downloads: the networks and what it shows about them.
+SERVED_PATTERNS = [MODEL_FILE, SEGMENTER_FILE, CONFIG_FILE, METRICS_FILE, CARD_FILE, OOD_FILE]
 
 
 class HubError(RuntimeError):
@@ -43,9 +43,13 @@ def check_model_folder(folder: str | Path) -> Path:
     if missing:
         raise HubError(f"{folder} is not a model folder: missing {', '.join(missing)}")
     try:
-        json.loads((folder / CONFIG_FILE).read_text())
+        config = json.loads((folder / CONFIG_FILE).read_text())
     except json.JSONDecodeError as e:
         raise HubError(f"{folder / CONFIG_FILE} is not valid JSON ({e})") from None
+    lungs = config.get("lungs")
+    if lungs and not (folder / lungs["file"]).is_file():
+        raise HubError(f"{folder} is not a model folder: its config names the segmenter {lungs['file']}, "
+                       "which is missing")
     return folder
 
 

@@ -1,7 +1,7 @@
 """Turn an image file into a validated greyscale picture, then into model input.
 
-Training and serving both go through `load_image` -> `to_model_input`, so the
-pixels the model sees are prepared the same way in both.
+Training and serving both go through `load_image` -> `canonical`, so the
+pixels the model (and the lung segmenter) sees are prepared the same way in both.
 """
 from __future__ import annotations
 
@@ -14,13 +14,11 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .config import IMAGE_SIZE
+from .dicom import load_dicom
+from .pixels import MAX_PIXELS, MIN_SIDE, ImageError, check_size, stretch_to_uint8
 
-MIN_SIDE = 64
-MAX_PIXELS = 50_000_000
-
-
-class ImageError(ValueError):
-    """An input that cannot be read as an X-ray; the message says why, for users."""
+__all__ = ["ImageError", "MAX_PIXELS", "MIN_SIDE", "canonical", "load_image", "stretch_to_uint8",
+           "to_model_input"]
 
 
 def _open(data: bytes) -> Image.Image:
@@ -38,15 +36,6 @@ def _open(data: bytes) -> Image.Image:
         raise ImageError(f"The image could not be opened ({e}).") from None
 
 
-def stretch_to_uint8(arr: np.ndarray) -> np.ndarray:
-    """Map the data's own min..max onto 0..255 (for >8-bit data without a window)."""
-    arr = np.asarray(arr, dtype=np.float64)
-    lo, hi = float(arr.min()), float(arr.max())
-    if hi <= lo:
-        return np.zeros(arr.shape, np.uint8)
-    return np.round((arr - lo) * (255.0 / (hi - lo))).astype(np.uint8)
-
-
 def _to_grey8(img: Image.Image) -> np.ndarray:
     """Any PIL mode -> uint8 greyscale, stretching >8-bit data to the full range."""
     if img.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
@@ -59,19 +48,6 @@ def _to_grey8(img: Image.Image) -> np.ndarray:
         background = Image.new("RGBA", rgba.size, (0, 0, 0, 255))
         img = Image.alpha_composite(background, rgba)
     return np.asarray(img.convert("L"), dtype=np.uint8)
-
-
-def _check_size(width: int, height: int) -> None:
-    if width * height > MAX_PIXELS:
-        raise ImageError(
-            f"The image is too large ({width}x{height} = {width * height / 1e6:.0f} "
-            f"megapixels; the limit is {MAX_PIXELS / 1e6:.0f})."
-        )
-    if min(width, height) < MIN_SIDE:
-        raise ImageError(
-            f"The image is too small ({width}x{height}); it needs at least "
-            f"{MIN_SIDE} pixels on each side."
-        )
 
 
 def _read_bytes(source: str | Path | bytes) -> bytes:
@@ -102,10 +78,9 @@ def load_image(source: str | Path | bytes) -> np.ndarray:
         raise ImageError("No image was given: upload a chest X-ray first.")
     data = _read_bytes(source)
     if is_dicom(data):
-        from .dicom import load_dicom
-        return load_dicom(data, _check_size)
+        return load_dicom(data)
     img = _open(data)
-    _check_size(*img.size)
+    check_size(*img.size)
     try:
         img.load()
         img = ImageOps.exif_transpose(img)

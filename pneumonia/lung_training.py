@@ -28,6 +28,7 @@ import tensorflow as tf
 from . import augment, cli, data
 from .config import IMAGE_SIZE, SEG_SIZE, SEG_WIDTH, SEGMENTER_FILE
 from .imaging import canonical, load_image
+from .lung_view import draw_outline
 from .segmentation import Segmenter, build_segmenter, dice, iou, postprocess, shrink
 
 REPORT_FILE = "lungs_report.json"
@@ -130,7 +131,7 @@ def train_segmenter(data_dir: str | Path, out_dir: str | Path, epochs: int = 40,
         if val["dice_mean"] > best["dice"]:
             best = {"dice": val["dice_mean"], "epoch": epoch, "weights": [w.copy() for w in net.get_weights()]}
     net.set_weights(best["weights"])
-    keras.Model(net.inputs, net.outputs, name=net.name).save(out / SEGMENTER_FILE)
+    net.save(out / SEGMENTER_FILE)
     report = {
         "architecture": f"U-Net, 4 levels, {SEG_WIDTH} filters doubling per level, input {SEG_SIZE}x{SEG_SIZE}, "
                         f"{net.count_params()} parameters",
@@ -153,13 +154,10 @@ def train_segmenter(data_dir: str | Path, out_dir: str | Path, epochs: int = 40,
     return seg, report
 
 
-def outline(grey: np.ndarray, mask: np.ndarray | None, colour=(255, 40, 40)) -> np.ndarray:
-    """(H, W) uint8 -> RGB with the mask's outline drawn (2 px at 224)."""
+def outline(grey: np.ndarray, mask: np.ndarray | None) -> np.ndarray:
+    """(H, W) uint8 -> RGB with the mask's outline in red (none drawn: no lungs found)."""
     rgb = cv2.cvtColor(grey, cv2.COLOR_GRAY2RGB)
-    if mask is not None:
-        contours, _ = cv2.findContours(mask.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
-        cv2.drawContours(rgb, contours, -1, colour, max(1, round(max(grey.shape) / 150)))
-    return rgb
+    return rgb if mask is None else draw_outline(rgb, mask, (255, 40, 40))
 
 
 def _stress_variants(image: np.ndarray) -> list[tuple[str, np.ndarray]]:

@@ -73,7 +73,7 @@ class Predictor:
             "heatmap_class": decision if target == PREDICTED else self.classes[target],
             "lungs": lung_info,
             "model_version": self.version,
-            "overlay": overlay(grey, to_image(maps[0], boxes[0], (h, w)), outline),
+            "overlay": overlay(grey, to_image(maps[0], boxes[0], (h, w)), outline, boxes[0].region(w, h)),
         }
 
     def analyze(self, source: str | Path | bytes, target: int = PREDICTED) -> dict:

@@ -67,7 +67,7 @@ class Segmenter:
 
     def __init__(self, net: keras.Model):
         self.net = net
-        self.size = int(net.input.shape[1])
+        self.size = int(net.inputs[0].shape[1])
         self._call = tf.function(lambda x: net(x, training=False), input_signature=[
             tf.TensorSpec((None, self.size, self.size, 1), tf.float32)])
 

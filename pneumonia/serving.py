@@ -48,6 +48,16 @@ class ServedModel:
                 f"| {t['sensitivity']:.3f} | {t['specificity']:.3f} | {m['roc_auc']:.3f} "
                 f"| {m['pr_auc']:.3f} | {m['brier']:.3f} | {m['ece_15']:.3f} |",
             ]
+        v = (m or {}).get("validity", {}).get("test")
+        if v:
+            lines += ["", f"Where its answers come from (test split): pasting one X-ray's lungs into another, "
+                      f"the answer follows the lungs (AUC {v['swap_lungs_auc']:.2f}) rather than the "
+                      f"surroundings ({v['swap_surroundings_auc']:.2f}); with the lungs hidden its AUC is "
+                      f"{v['hidden_auc']:.2f}; {v['heat_in_lungs']['all']:.0%} of the heatmap falls on the lungs."]
+        a = (m or {}).get("adult_transfer")
+        if a:
+            lines += ["", f"On adult X-rays from another hospital (NIH, noisy labels) its ROC AUC is "
+                      f"{a['roc_auc']:.2f}: it was trained on children aged 1-5 and is not meant for adults."]
         lines += ["", "Trained on Chest X-Ray Images (Pneumonia), Kermany et al. 2018, CC BY 4.0; "
                   "sample images are from its test split."]
         return "\n".join(lines)

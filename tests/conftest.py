@@ -30,6 +30,13 @@ def shipped():
     return load_model_folder(MODEL_DIR)
 
 
+@pytest.fixture(scope="session")
+def shipped_served():
+    """The committed model folder as the app serves it (segmenter, guard, lung view)."""
+    from pneumonia.serving import load_folder
+    return load_folder(MODEL_DIR, str(MODEL_DIR), "committed model")
+
+
 def free_port() -> int:
     import socket
     with socket.socket() as s:

@@ -76,15 +76,39 @@ def test_dicom_through_the_api(client, tmp_path):
     assert Image.open(overlay_path).size == (grey.shape[1], grey.shape[0])
 
 
-def test_non_xray_gets_the_verdict_and_no_diagnosis(client, tmp_path):
+def test_no_lungs_is_refused_with_a_clear_message_and_the_server_keeps_serving(client, tmp_path):
     noise = np.random.default_rng(0).uniform(0, 255, (300, 300)).astype(np.uint8)
     path = tmp_path / "noise.png"
     Image.fromarray(noise).save(path)
-    label, overlay_path, details = client.predict(handle_file(str(path)), api_name="/predict")
-    assert details["is_chest_xray"] is False
-    assert details["verdict"] == "This does not look like a chest X-ray"
-    assert details["decision"] is None and overlay_path is None
-    assert details["ood_score"] > details["ood_threshold"]
+    with pytest.raises(AppError, match="No lung fields found: upload a frontal chest X-ray"):
+        client.predict(handle_file(str(path)), api_name="/predict")
+    _, _, details = client.predict(handle_file(str(EXAMPLES / "NORMAL_NORMAL2-IM-0300-0001.jpeg")),
+                                   api_name="/predict")
+    assert details["decision"] == "NORMAL"
+
+
+def test_json_carries_the_lungs_box_and_area(client, tmp_path):
+    grey = Image.open(EXAMPLES / "PNEUMONIA-viral_person1_virus_12.jpeg").convert("L").resize((900, 700))
+    path = tmp_path / "wide.png"
+    grey.save(path)
+    _, overlay_path, details = client.predict(handle_file(str(path)), api_name="/predict")
+    lungs = details["lungs"]
+    box = lungs["box"]
+    assert 0 <= box["x0"] < box["x1"] <= 900 and 0 <= box["y0"] < box["y1"] <= 700
+    assert 0.1 < lungs["area_fraction"] < 0.7
+    assert lungs["area_pixels"] == pytest.approx(lungs["area_fraction"] * 900 * 700, rel=1e-6)
+    # The lungs sit in the middle, not at the image's edge.
+    assert box["x0"] > 10 and box["x1"] < 890
+    overlay = np.asarray(Image.open(overlay_path).convert("RGB")).astype(int)
+    assert overlay.shape == (700, 900, 3)
+    # Outside the lungs' box the model read nothing: the overlay is the plain X-ray there
+    # (the white lung outline lies inside the box).
+    outside = np.ones((700, 900), bool)
+    outside[box["y0"]:box["y1"], box["x0"]:box["x1"]] = False
+    plain = np.repeat(np.asarray(grey)[:, :, None], 3, axis=2).astype(int)
+    assert np.array_equal(overlay[outside], plain[outside])
+    inside = ~outside
+    assert np.abs(overlay[inside] - plain[inside]).mean() > 5   # coloured where it read
 
 
 def test_overload_is_told_to_come_back_and_the_queue_stays_bounded():

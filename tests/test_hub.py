@@ -29,9 +29,12 @@ def make_tiny_folder(folder, threshold=0.4):
     x = keras.layers.GlobalAveragePooling2D(name="avg_pool")(x)
     model = keras.Model(inputs, keras.layers.Dense(1, name="logit")(x))
     model.save(folder / "model.keras")
+    from pneumonia.segmentation import build_segmenter
+    build_segmenter(32, 2, depth=1).save(folder / "lungs.keras")
     (folder / "config.json").write_text(json.dumps({
         "class_names": ["NORMAL", "PNEUMONIA"], "input_size": [224, 224, 3], "threshold": threshold,
-        "temperature": 1.5, "git_commit": "0123456789abcdef"}))
+        "temperature": 1.5, "git_commit": "0123456789abcdef",
+        "lungs": {"file": "lungs.keras", "variant": "crop+mask", "margin": 0.08, "dilation": 0.04}}))
     rng = np.random.default_rng(1)
     m = metrics_lib.evaluate_probs(rng.random(50) < 0.5, rng.random(50), threshold, bootstrap=20)
     (folder / "metrics.json").write_text(json.dumps(m))
@@ -68,6 +71,7 @@ probe = np.random.default_rng(0).uniform(0, 255, (2, 224, 224, 3)).astype(np.flo
 logits = served.predictor.cam(probe, 1)[0]
 print(json.dumps({"origin": served.origin, "revision": served.revision, "logits": logits.tolist(),
                   "threshold": served.predictor.threshold, "seconds": seconds,
+                  "lungs": served.predictor.reader.segmenter.size if served.predictor.reader.segmenter else None,
                   "panel": served.panel_markdown()}))
 """
 
@@ -87,7 +91,7 @@ def test_push_then_pull_by_repo_id_and_pinned_revision(hub, tmp_path):
     assert f"/tester/tiny/commit/{first}" in pushed.stdout
     repo = hub.state.repos[("model", "tester/tiny")]
     assert len(repo.commits) == 1  # the whole folder in one commit
-    assert set(repo.commits[first]) == {"model.keras", "config.json", "metrics.json", "README.md"}
+    assert set(repo.commits[first]) == {"model.keras", "lungs.keras", "config.json", "metrics.json", "README.md"}
     assert repo.messages[first].startswith("Upload model: test accuracy")
 
     # A second version with another threshold; main now points at it.
@@ -95,6 +99,7 @@ def test_push_then_pull_by_repo_id_and_pinned_revision(hub, tmp_path):
     assert run(["-m", "pneumonia.hub", "push", str(tmp_path / "v2"), "tester/tiny"], env).returncode == 0
     latest = load_via_app_loader(env, "tester/tiny")
     assert latest["origin"] == "Hub repo `tester/tiny`" and latest["threshold"] == 0.9
+    assert latest["lungs"] == 32  # the segmenter came down with the classifier
     assert latest["revision"] == repo.refs["main"] != first
 
     pinned = load_via_app_loader(env, "tester/tiny", first)

@@ -43,14 +43,21 @@ def test_save_and_load_round_trip(gaussian, tmp_path):
     assert loaded.threshold == guard.threshold
 
 
-def test_shipped_guard_accepts_xrays_and_refuses_noise(shipped):
-    from conftest import DATA, MODEL_DIR
-    from pneumonia.predictor import Predictor
-    predictor = Predictor(*shipped, guard=ood.OODGuard.load(MODEL_DIR / ood.OOD_FILE))
+def test_shipped_guard_accepts_xrays_and_noise_is_refused_before_it(shipped, shipped_served):
+    import dataclasses
+
+    from conftest import DATA
+    from pneumonia.predictor import NoLungsError, Predictor
+    predictor = shipped_served.predictor
     xrays = sorted((DATA / "test" / "NORMAL").iterdir())[:10] + sorted((DATA / "test" / "PNEUMONIA").iterdir())[:10]
     assert all(predictor.analyze(p)["is_chest_xray"] for p in xrays)
     noise = np.random.default_rng(0).uniform(0, 255, (400, 400)).astype(np.uint8)
-    refused = predictor.analyze_array(noise)
+    with pytest.raises(NoLungsError, match="No lung fields found"):
+        predictor.analyze_array(noise)
+    # The guard's refusal: lungs found, features unlike any training X-ray.
+    strict = dataclasses.replace(predictor.guard, threshold=0.0)
+    refusing = Predictor(shipped[0], predictor.config, guard=strict, reader=predictor.reader)
+    refused = refusing.analyze(xrays[0])
     assert refused["is_chest_xray"] is False and refused["verdict"] == ood.VERDICT
     assert refused["decision"] is None and refused["overlay"] is None
-    assert refused["ood_score"] > refused["ood_threshold"]
+    assert refused["ood_score"] > refused["ood_threshold"] and refused["lungs"]["area_fraction"] > 0.1

@@ -5,7 +5,7 @@ import sys
 
 import numpy as np
 import pytest
-from conftest import DATA, ROOT
+from conftest import DATA, MODEL_DIR, ROOT
 from huggingface_hub import ModelCard
 
 from pneumonia import card
@@ -18,7 +18,7 @@ def trained(tmp_path_factory):
     proc = subprocess.run(
         [sys.executable, "train.py", "--data", str(DATA), "--out", str(out), "--weights", "none",
          "--limit", "6", "--head-epochs", "1", "--epochs", "1", "--views", "1",
-         "--batch-size", "8", "--val-fraction", "0.34"],
+         "--batch-size", "8", "--val-fraction", "0.34", "--segmenter", str(MODEL_DIR / "lungs.keras")],
         cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return out, proc.stdout
@@ -27,13 +27,16 @@ def trained(tmp_path_factory):
 def test_run_writes_a_loadable_model_folder(trained):
     out, log = trained
     assert "Phase 1" in log and "Phase 2" in log and "Test (12 images)" in log
-    for name in ("model.keras", "config.json", "history.json", "metrics.json", "README.md", "ood.npz",
+    for name in ("model.keras", "lungs.keras", "config.json", "history.json", "metrics.json", "README.md", "ood.npz",
                  "confusion_matrix.png", "roc_curve.png", "reliability_diagram.png", "training_curves.png"):
         assert (out / name).is_file(), name
     net, config = load_model_folder(out)
     assert config["class_names"] == ["NORMAL", "PNEUMONIA"]
     assert config["temperature"] > 0 and 0 <= config["threshold"] <= 1
     assert config["training"]["limit"] == 6
+    # The classifier reads the lungs; the segmenter travels inside the folder.
+    assert config["lungs"]["variant"] == "crop+mask" and config["lungs"]["file"] == "lungs.keras"
+    assert "Lung view 'crop+mask'" in log
     x = np.zeros((1, 224, 224, 3), np.float32)
     assert net(x).shape == (1, 1)
 
@@ -52,7 +55,8 @@ def test_metrics_json_has_every_reported_number(trained):
 def test_model_card_parses_and_matches_metrics(trained):
     out = trained[0]
     loaded = ModelCard.load(out / "README.md")
-    assert loaded.data.license == "cc-by-4.0"
+    # The segmenter learnt from CC BY-NC-SA masks: the folder says so in its licence.
+    assert loaded.data.license == "cc-by-nc-sa-4.0" and "CC BY-NC-SA 4.0" in loaded.text
     assert "not a medical device" in loaded.text.lower()
     assert "CC BY 4.0" in loaded.text and "Limitations" in loaded.text
     metrics = json.loads((out / "metrics.json").read_text())
@@ -68,7 +72,10 @@ def test_evaluate_cli_reports_and_fails_cleanly(trained, tmp_path):
                          "--data", str(DATA), "--limit", "3", "--bootstrap", "50"],
                         cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert ok.returncode == 0, ok.stderr[-2000:]
-    assert "Test (6 images)" in ok.stdout
+    assert "Test (6 images)" in ok.stdout and "Validity (test)" in ok.stdout
+    m = json.loads((out / "metrics.json").read_text())
+    assert set(m["validity"]) == {"masks_from", "goals", "test", "validation"}
+    assert {"swap_lungs_auc", "swap_surroundings_auc", "hidden_auc", "heat_in_lungs", "deletion"} <= set(m["validity"]["test"])
     bad = subprocess.run([sys.executable, "-m", "pneumonia.evaluate", "--model", str(out),
                           "--data", str(tmp_path)], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert bad.returncode == 2 and "Missing folder" in bad.stderr and "Traceback" not in bad.stderr
