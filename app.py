@@ -65,6 +65,15 @@ def _path_of(upload) -> str | None:
 
 
 HEATMAP_TARGETS = {"decided class": PREDICTED, "PNEUMONIA": 1, "NORMAL": 0}
+# What the served model reads (pneumonia.lung_view), in words under the overlay.
+READS = {
+    "full": "The model reads the whole image, and the heatmap covers all of it.",
+    "crop": "The white line is where the lungs were found; the model reads the box around them, "
+            "and its heatmap is mapped back onto your image inside that box.",
+    "crop+mask": "The white line is where the lungs were found; the model reads only what lies in "
+                 "them (and a thin band around), and its heatmap is mapped back onto your image "
+                 "inside their box.",
+}
 
 
 def analyze(upload, heatmap_for: str = "decided class"):
@@ -118,11 +127,9 @@ with gr.Blocks(title="Pneumonia X-ray classifier with Grad-CAM", analytics_enabl
             heatmap = gr.Image(label="Grad-CAM overlay", type="numpy", format="png",
                                interactive=False, height=380)
             gr.Markdown(
-                "The white line is where the lungs were found; the model reads only what lies in "
-                "them (and a thin band around), and its heatmap is mapped back onto your image. "
-                "Red marks the regions that pushed the score most towards the decided class, blue "
-                "the least; it shows what drove the answer, not where disease is. The map is "
-                "coarse (7x7 cells over the lungs' box)."
+                READS[predictor.reader.variant] + " Red marks the regions that pushed the score most "
+                "towards the decided class, blue the least; it shows what drove the answer, not where "
+                "disease is. The map is coarse (7x7 cells)."
             )
             details = gr.JSON(label="For programs", open=False)
     gr.Examples(examples=EXAMPLES, inputs=image, outputs=[label, heatmap, details], fn=analyze,

@@ -1,20 +1,20 @@
 """Fine-tune ImageNet ResNet50 on Chest X-Ray Images (Pneumonia), then report it.
 
-    python train.py --data path/to/chest_xray --out runs/model
+    python train.py --data path/to/chest_xray --segmenter lungs.keras --out runs/model
 
 DATA holds the Kaggle layout: train/{NORMAL,PNEUMONIA} and test/{NORMAL,PNEUMONIA}
 (a val/ folder, if present, is ignored: validation is carved out of train,
 grouped by patient). By default the classifier reads the lungs only: pass
 --lung-masks (a lung_masks folder, to train the segmenter first) or
---segmenter (a trained lungs.keras). Writes a model folder: model.keras, config.json,
-history.json, lungs.keras (the segmenter), the out-of-distribution guard ood.npz, metrics.json, figures
-and the model card README.md.
+--segmenter (a trained lungs.keras). Writes a model folder: model.keras,
+lungs.keras (the segmenter), config.json, history.json, the
+out-of-distribution guard ood.npz, metrics.json, figures and the model card
+README.md.
 """
 from __future__ import annotations
 
 import argparse
 import sys
-
 from pathlib import Path
 
 from pneumonia.config import LUNG_VARIANTS, SEGMENTER_FILE
@@ -42,7 +42,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--val-fraction", type=float, default=d.val_fraction)
     p.add_argument("--lr", type=float, default=d.lr, help="fine-tuning learning rate")
     p.add_argument("--head-lr", type=float, default=d.head_lr)
-    p.add_argument("--lung-view", default="crop+mask", choices=list(LUNG_VARIANTS),
+    p.add_argument("--lung-view", default=d.lung_view, choices=list(LUNG_VARIANTS),
                    help="what the classifier reads: the lungs' box, the box with the rest blacked out, "
                         "or the whole image (default %(default)s)")
     p.add_argument("--lung-masks", metavar="DIR", help="lung_masks folder: train the segmenter first, into --out")

@@ -170,16 +170,20 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", default=str(ROOT / "model"))
     p.add_argument("--runs", type=int, default=40)
+    p.add_argument("--baseline", help="another model folder (e.g. a whole-image one) timed in the same run")
     args = p.parse_args()
     images = sorted((ROOT / "examples").glob("*.jpeg"))
     e2e = end_to_end(args.model, images, args.runs)  # first, on a quiet machine
     local = in_process(args.model, images, args.runs)
+    base = in_process(args.baseline, images, args.runs) if args.baseline else None
     print(f"\n{os.cpu_count()} CPU cores, {args.runs} runs, {len(images)} example images\n")
     print("| measurement | p50 | p95 | target |")
     print("|---|---|---|---|")
     print(f"| whole path, library: lungs ({local['variant']}) + predict + Grad-CAM + overlay | {local['ours'][0]:.0f} ms | {local['ours'][1]:.0f} ms | p50 <= 80 ms |")
     print(f"| of which lung segmentation, post-processing and lung view | {local['lungs'][0]:.1f} ms | {local['lungs'][1]:.1f} ms | a small fraction of the classifier |")
     print(f"| of which classifier + Grad-CAM (one tf.function) | {local['classifier'][0]:.1f} ms | {local['classifier'][1]:.1f} ms | |")
+    if base:
+        print(f"| whole path, baseline {Path(args.baseline).name} ({base['variant']}) | {base['ours'][0]:.0f} ms | {base['ours'][1]:.0f} ms | |")
     print(f"| predict + Grad-CAM, keras.io recipe (eager) | {local['recipe'][0]:.0f} ms | {local['recipe'][1]:.0f} ms | |")
     print(f"| end to end through gradio_client, default Client(url) | {e2e['e2e'][0]:.0f} ms | {e2e['e2e'][1]:.0f} ms | p50 <= 200 ms |")
     print(f"| end to end through gradio_client, Client(url, ssl_verify=False) | {e2e['e2e_no_tls'][0]:.0f} ms | {e2e['e2e_no_tls'][1]:.0f} ms | p50 <= 200 ms |")
@@ -191,6 +195,8 @@ def main() -> None:
     print(f"| server resident memory after the runs | {e2e['rss_mb']:.0f} MB | | |")
     print(f"\nSpeed-up of the library over the keras.io recipe (p50): {local['recipe'][0] / local['ours'][0]:.1f}x (target >= 10x)")
     print(f"Lung step / classifier step (p50): {local['lungs'][0] / local['classifier'][0]:.2f}")
+    if base:
+        print(f"Whole path, this model / baseline (p50): {local['ours'][0] / base['ours'][0]:.2f}")
 
 
 if __name__ == "__main__":

@@ -129,7 +129,7 @@ def _lungs_lines(config: dict, report: dict | None) -> list[str]:
             lines += ["", f"Lungs found on {sheet['test_xrays_lungs_found']} of {sheet['test_xrays']} test-split "
                       "X-rays" + (f" and {sheet['adult_xrays_lungs_found']} of {sheet['adult_xrays']} NIH adults"
                                   if "adult_xrays" in sheet else "") + ".",
-                      "", "![Predicted lung outlines](lungs_contact_sheet.png)"]
+                      "", "![Predicted lung outlines](lungs_contact_sheet.jpg)"]
         lines.append("")
     lines += [LUNG_MASK_SOURCES, ""]
     return lines
@@ -145,14 +145,18 @@ def _validity_lines(metrics: dict) -> list[str]:
              f"<= {g['swap_surroundings_auc_max']}"),
             ("AUC with the lungs hidden", "hidden_auc", f"<= {g['hidden_auc_max']}")]
     lines = ["## Where the answers come from", "",
-             f"Measured by `pneumonia.validity` (lung masks from {v['masks_from']}). Test: reported; "
-             "validation: what the model was chosen by.", "",
+             f"Measured by `pneumonia.validity` (lung masks from {v['masks_from']}; 95% bootstrap "
+             "intervals). Test: reported; validation: what the model was chosen by.", "",
              "| test | test split | validation | goal |", "|---|---|---|---|"]
     t, va = v["test"], v["validation"]
-    lines += [f"| {name} | {t[key]:.3f} | {va[key]:.3f} | {goal} |" for name, key, goal in rows]
+
+    def cell(r: dict, key: str) -> str:
+        ci = r.get("ci95", {}).get(key)
+        return f"{r[key]:.3f}" + (f" [{ci[0]:.2f}, {ci[1]:.2f}]" if ci else "")
+    lines += [f"| {name} | {cell(t, key)} | {cell(va, key)} | {goal} |" for name, key, goal in rows]
     for cls in ("NORMAL", "PNEUMONIA"):
         lines.append(f"| Share of Grad-CAM mass inside the dilated lungs, {cls} | {t['heat_in_lungs'][cls]:.3f} | "
-                     f"{va['heat_in_lungs'][cls]:.3f} | >= {g['heat_in_lungs_min']} |")
+                     f"| >= {g['heat_in_lungs_min']} |")
     d = t.get("deletion")
     if d:
         lines += ["", f"Deletion curves ({t['deletion_n']} test images; area under the decided class's "
@@ -299,10 +303,21 @@ def _selection_lines(config: dict) -> list[str]:
     if not sel:
         return []
     this, prev = sel["this_model"], sel["previous_model"]
-    return [f"- Chosen over the previous model by a rule {sel['rule']}: validation ROC AUC "
-            f"{this['val_auc']:.4f} (previous {prev['val_auc']:.4f}), on the stressed copies "
-            f"{this['val_auc_stressed']:.4f} (previous {prev['val_auc_stressed']:.4f})."
-            + (f" {sel['disclosure']}" if sel.get("disclosure") else "")]
+    if "shortfall" not in this:  # the whole-image runs' rule (stressed validation AUC)
+        return [f"- Chosen over the previous model by a rule {sel['rule']}: validation ROC AUC "
+                f"{this['val_auc']:.4f} (previous {prev['val_auc']:.4f}), on the stressed copies "
+                f"{this['val_auc_stressed']:.4f} (previous {prev['val_auc_stressed']:.4f})."
+                + (f" {sel['disclosure']}" if sel.get("disclosure") else "")]
+
+    def tests(r: dict) -> str:
+        return (f"validation ROC AUC {r['auc']:.4f}, swap test lungs {r['swap_lungs_auc']:.3f} / surroundings "
+                f"{r['swap_surroundings_auc']:.3f}, lungs hidden {r['hidden_auc']:.3f} (shortfall {r['shortfall']:.3f})")
+    lines = [f"- Selection rule, committed before the runs it judged: {sel['rule']}"]
+    for variant, r in (sel.get("probe") or {}).items():
+        lines.append(f"  - Probe, lung view `{variant}`: {tests(r)}.")
+    lines.append(f"  - This model: {tests(this)}; the previous whole-image model: {tests(prev)}. "
+                 + ("It replaces it." if sel["replaces_previous"] else "It does not replace it."))
+    return lines
 
 
 def write_card(folder: str | Path, config: dict, metrics: dict) -> Path:

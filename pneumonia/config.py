@@ -31,6 +31,7 @@ NO_LUNGS = "No lung fields found: upload a frontal chest X-ray"
 # margin) or "crop+mask" (the same, with everything outside the dilated lung
 # mask set to black). Margin and dilation are fractions of the box / image side.
 LUNG_VARIANTS = ("full", "crop", "crop+mask")
+LUNG_VIEW = "crop+mask"   # the shipped model's, chosen by SELECTION_RULE
 LUNG_MARGIN = 0.08
 LUNG_DILATION = 0.04
 # How the lung-focused model was chosen: written and committed before the runs it judges.

@@ -54,8 +54,9 @@ def _validity(net, config: dict, variant: str, geometry, canons: np.ndarray, lab
     result = {"without_lungs": int((~ok).sum()),
               **validity.auc_tests(logits, canons, masks, labels, variant, seed=seed)}
     result["shortfall"] = validity.shortfall(result)
-    result.update(validity.heat_tests(cams, logits, config["temperature"], decision_logit, canons, masks,
-                                      labels, variant, n_deletion, seed))
+    if n_deletion:  # the heatmap tests are reported on test only
+        result.update(validity.heat_tests(cams, logits, config["temperature"], decision_logit, canons, masks,
+                                          labels, variant, n_deletion, seed))
     return result
 
 
@@ -77,7 +78,7 @@ def adult_transfer(net, config: dict, reader: LungReader, adults_dir: str | Path
 
 def evaluate_folder(model_dir: str | Path, data_dir: str | Path, limit: int | None = None,
                     seed: int = 0, bootstrap: int = 2000, segmenter: str | Path | None = None,
-                    adults_dir: str | Path | None = None, n_deletion: int = 100) -> dict:
+                    adults_dir: str | Path | None = None, n_deletion: int = 60) -> dict:
     folder = Path(model_dir)
     net, config = load_model_folder(folder)
     reader = LungReader.from_config(folder, config)
@@ -149,7 +150,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--bootstrap", type=int, default=2000, help="bootstrap resamples for the 95%% intervals")
     p.add_argument("--segmenter", help="lungs.keras for the validity tests of a whole-image model")
     p.add_argument("--adults", help="adult_cxr folder: report transfer to adults (another hospital)")
-    p.add_argument("--deletion", type=int, default=100, help="test images in the deletion curves")
+    p.add_argument("--deletion", type=int, default=60, help="test images in the deletion curves")
     args = p.parse_args(argv)
     return cli.run(lambda: evaluate_folder(args.model, args.data, args.limit, bootstrap=args.bootstrap,
                                            segmenter=args.segmenter, adults_dir=args.adults,

@@ -32,7 +32,7 @@ from .lung_view import draw_outline
 from .segmentation import Segmenter, build_segmenter, dice, iou, postprocess, shrink
 
 REPORT_FILE = "lungs_report.json"
-SHEET_FILE = "lungs_contact_sheet.png"
+SHEET_FILE = "lungs_contact_sheet.jpg"
 ASPECT_RANGE = (0.6, 1.6)   # uploads of any shape are squashed to a square
 HELD_OUT_ADULTS = 0.15
 VAL_FRACTION = 0.10
@@ -201,7 +201,7 @@ def contact_sheet(seg: Segmenter, xray_dir: str | Path, out_file: str | Path, ad
         cv2.putText(tile, name, (4, 14), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (255, 255, 0), 1, cv2.LINE_AA)
     rows = [np.hstack(tiles[i:i + per_row]) for i in range(0, len(tiles), per_row)
             if len(tiles[i:i + per_row]) == per_row]
-    cv2.imwrite(str(out_file), cv2.cvtColor(np.vstack(rows), cv2.COLOR_RGB2BGR))
+    cv2.imwrite(str(out_file), cv2.cvtColor(np.vstack(rows), cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 85])
     return stats
 
 

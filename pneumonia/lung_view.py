@@ -13,11 +13,14 @@ height, so it maps onto the uploaded image at its own resolution.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import cv2
 import numpy as np
 
 from .config import IMAGE_SIZE, LUNG_DILATION, LUNG_MARGIN, LUNG_VARIANTS
+from .data import TrainSplit
+from .segmentation import Lungs, Segmenter, load_segmenter, postprocess
 
 
 @dataclass(frozen=True)
@@ -118,7 +121,7 @@ class LungReader:
 
     `segmenter` is None only for the whole-image variant ("full")."""
 
-    def __init__(self, segmenter, variant: str = "full", margin: float = LUNG_MARGIN,
+    def __init__(self, segmenter: Segmenter | None, variant: str = "full", margin: float = LUNG_MARGIN,
                  dilation: float = LUNG_DILATION):
         if variant not in LUNG_VARIANTS:
             raise ValueError(f"unknown lung variant {variant!r}; one of {', '.join(LUNG_VARIANTS)}")
@@ -127,25 +130,21 @@ class LungReader:
         self.segmenter, self.variant, self.margin, self.dilation = segmenter, variant, margin, dilation
 
     @classmethod
-    def from_config(cls, folder, config: dict) -> "LungReader":
+    def from_config(cls, folder: str | Path, config: dict) -> "LungReader":
         """The folder's `lungs` settings; folders without them read the whole image."""
-        from pathlib import Path
-
-        from .segmentation import load_segmenter
         lungs = config.get("lungs")
         if not lungs:
             return cls(None)
         return cls(load_segmenter(Path(folder) / lungs["file"]), lungs["variant"],
                    lungs["margin"], lungs["dilation"])
 
-    def find(self, canons: np.ndarray) -> list:
+    def find(self, canons: np.ndarray) -> list[Lungs | None]:
         """The post-processed lungs of each canonical image (None without a segmenter)."""
-        from .segmentation import postprocess
         if self.segmenter is None:
             return [None] * len(canons)
         return [postprocess(p) for p in self.segmenter.probability(canons)]
 
-    def read(self, canons: np.ndarray) -> tuple[np.ndarray, list[Box], list, np.ndarray]:
+    def read(self, canons: np.ndarray) -> tuple[np.ndarray, list[Box], list[Lungs | None], np.ndarray]:
         """(views (n, 224, 224) uint8, boxes, lungs, found (n,) bool). An image
         whose lungs were not found gets its canonical image as a placeholder view
         and found False: callers refuse it (serving) or leave it out (training)."""
@@ -156,7 +155,7 @@ class LungReader:
         return (np.stack([v for v, _ in out]) if out else canons[:0],
                 [b for _, b in out], lungs, found)
 
-    def read_split(self, split):
+    def read_split(self, split: TrainSplit) -> tuple[TrainSplit, dict[str, int]]:
         """A `data.TrainSplit` of canonical images -> the same split of classifier
         inputs, without the images whose lungs were not found (counted per part)."""
         if self.variant == "full":

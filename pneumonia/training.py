@@ -29,14 +29,14 @@ from sklearn.metrics import roc_auc_score
 
 from . import augment, calibration, data
 from . import model as models
-from .config import (CLASS_NAMES, CONFIG_FILE, HISTORY_FILE, IMAGE_SIZE,
+from .config import (CLASS_NAMES, CONFIG_FILE, HISTORY_FILE, IMAGE_SIZE, LUNG_VIEW,
                      MODEL_FILE, SEG_SIZE, SEGMENTER_FILE, STRESS_COPIES,
                      TARGET_SENSITIVITY, TEMPERATURE_RULE)
 from .lung_view import LungReader
 from .segmentation import load_segmenter
 
 # Written next to lungs.keras by pneumonia.lung_training; copied into the model folder with it.
-SEGMENTER_COMPANIONS = ("lungs_report.json", "lungs_contact_sheet.png")
+SEGMENTER_COMPANIONS = ("lungs_report.json", "lungs_contact_sheet.jpg")
 
 
 @dataclass
@@ -47,8 +47,8 @@ class TrainOptions:
     head_epochs: int = 20
     epochs: int = 5
     batch_size: int = 32
-    fine_tune_from: str = "conv4"
-    views: int = 2
+    fine_tune_from: str = "conv5"
+    views: int = 1
     val_fraction: float = 0.15
     head_lr: float = 1e-3
     lr: float = 5e-5
@@ -57,7 +57,7 @@ class TrainOptions:
     seed: int = 0
     limit: int | None = None
     segmenter: str | None = None      # lungs.keras; None trains on whole images
-    lung_view: str = "full"           # see pneumonia.lung_view
+    lung_view: str = LUNG_VIEW        # see pneumonia.lung_view; "full" needs no segmenter
 
 
 def log(msg: str) -> None:

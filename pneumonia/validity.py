@@ -31,7 +31,7 @@ from .lung_view import dilate, lung_box, lung_view, to_image
 GOALS = {"swap_surroundings_auc_max": 0.60, "swap_lungs_auc_min": 0.90, "hidden_auc_max": 0.65,
          "heat_in_lungs_min": 0.85}
 CELLS = 7
-DELETION_STEPS = (0, 3, 6, 10, 15, 20, 25, 30, 35, 42, 49)
+DELETION_STEPS = (0, 3, 7, 12, 18, 25, 35, 49)
 
 LogitFn = Callable[[np.ndarray], np.ndarray]   # (n, 224, 224) uint8 views -> (n,) logits
 
@@ -75,6 +75,17 @@ def _auc(labels: np.ndarray, scores: np.ndarray) -> float:
     return float(roc_auc_score(labels, scores)) if len(np.unique(labels)) == 2 else float("nan")
 
 
+def _auc_ci(labels: np.ndarray, scores: np.ndarray, n: int = 1000, seed: int = 0) -> list[float]:
+    """95% percentile bootstrap interval of the ROC AUC (resampling images or composites)."""
+    rng = np.random.default_rng([seed, 0xB007])
+    values = []
+    for _ in range(n):
+        i = rng.integers(0, len(labels), len(labels))
+        if len(np.unique(labels[i])) == 2:
+            values.append(roc_auc_score(labels[i], scores[i]))
+    return [float(np.percentile(values, 2.5)), float(np.percentile(values, 97.5))] if values else [float("nan")] * 2
+
+
 def auc_tests(logits: LogitFn, canons: np.ndarray, masks: np.ndarray, labels: np.ndarray,
               variant: str, n_swaps: int = 200, seed: int = 0) -> dict:
     """ROC AUC on the images, on swap composites (against lungs and surroundings)
@@ -83,10 +94,11 @@ def auc_tests(logits: LogitFn, canons: np.ndarray, masks: np.ndarray, labels: np
     comp, comp_masks, donors, recipients = swap_composites(canons, masks, n_swaps, seed)
     swapped = logits(views(comp, comp_masks, variant)[0])
     hidden = logits(views(np.stack([hide_lungs(c, m) for c, m in zip(canons, masks)]), masks, variant)[0])
-    return {"n": int(len(labels)), "auc": _auc(labels, clean),
-            "swap_n": int(n_swaps), "swap_lungs_auc": _auc(labels[donors], swapped),
-            "swap_surroundings_auc": _auc(labels[recipients], swapped),
-            "hidden_auc": _auc(labels, hidden)}
+    pairs = {"auc": (labels, clean), "swap_lungs_auc": (labels[donors], swapped),
+             "swap_surroundings_auc": (labels[recipients], swapped), "hidden_auc": (labels, hidden)}
+    return {"n": int(len(labels)), "swap_n": int(n_swaps),
+            **{k: _auc(y, s) for k, (y, s) in pairs.items()},
+            "ci95": {k: _auc_ci(y, s, seed=seed) for k, (y, s) in pairs.items()}}
 
 
 def shortfall(tests: dict) -> float:
@@ -116,6 +128,8 @@ def deletion(logits: LogitFn, temperature: float, inputs: np.ndarray, cams: np.n
              positive: np.ndarray, seed: int = 0) -> dict:
     """Area under the deletion curve of the decided class's probability for
     three cell orders: Grad-CAM's (hottest first), random, and centre first."""
+    if len(inputs) == 0:
+        raise ValueError("deletion curves need at least one image")
     rng = np.random.default_rng([seed, 0xDE1])
     yy, xx = np.mgrid[:CELLS, :CELLS]
     centre = np.argsort(np.hypot(yy - CELLS // 2, xx - CELLS // 2).ravel(), kind="stable")
@@ -135,7 +149,7 @@ def deletion(logits: LogitFn, temperature: float, inputs: np.ndarray, cams: np.n
 
 def heat_tests(cam: Callable, logits: LogitFn, temperature: float, decision_logit: float,
                canons: np.ndarray, masks: np.ndarray, labels: np.ndarray, variant: str,
-               n_deletion: int = 100, seed: int = 0) -> dict:
+               n_deletion: int = 60, seed: int = 0) -> dict:
     """Heat in the lungs (per true class) and deletion curves on a seeded subset.
 
     `cam(views) -> (logits, maps)` for the decided class."""

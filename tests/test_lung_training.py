@@ -66,7 +66,7 @@ def test_training_command_writes_a_segmenter_report_and_contact_sheet(tmp_path):
         assert 0.0 <= report[part]["dice_mean"] <= 1.0 and report[part]["n"] == 2
     assert len(report["history"]) == 2 and report["best_epoch"] in (1, 2)
     assert report["contact_sheet"]["test_xrays"] == 120
-    sheet = cv2.imread(str(out / "lungs_contact_sheet.png"))
+    sheet = cv2.imread(str(out / "lungs_contact_sheet.jpg"))
     assert sheet.shape[0] == 3 * 224 and sheet.shape[1] == 8 * 224   # NORMAL, PNEUMONIA, stressed rows
     from pneumonia.segmentation import load_segmenter
     assert load_segmenter(out / "lungs.keras").probability(np.zeros((1, 224, 224), np.uint8)).shape == (1, 224, 224)

@@ -39,6 +39,14 @@ def test_no_plausible_pair_is_refused_with_a_reason(mask, why):
     assert not lungs.found and lungs.mask is None and why in lungs.reason
 
 
+def test_an_unsure_lung_map_is_refused():
+    """Lung-shaped but unsure (the U-Net's prior on noise or a blank image): refused."""
+    unsure = 0.35 + 0.3 * two_lungs()
+    lungs = postprocess(unsure)
+    assert not lungs.found and "uncertain" in lungs.reason
+    assert postprocess(0.05 + 0.9 * two_lungs()).found
+
+
 def test_a_lung_much_smaller_than_the_other_is_refused():
     m = np.zeros((224, 224), np.float32)
     cv2.ellipse(m, (70, 112), (30, 80), 0, 0, 360, 1, -1)
