@@ -130,10 +130,10 @@ def summary(metrics: dict) -> None:
         f"specificity {h['specificity']:.4f}")
     for part, v in metrics.get("validity", {}).items():
         if isinstance(v, dict) and "swap_lungs_auc" in v:
-            d = v.get("deletion")
+            heat, d = v.get("heat_in_lungs"), v.get("deletion")
             log(f"Validity ({part}): swap lungs {v['swap_lungs_auc']:.3f} / surroundings "
-                f"{v['swap_surroundings_auc']:.3f}, lungs hidden {v['hidden_auc']:.3f}, heat in lungs "
-                f"{v['heat_in_lungs']['NORMAL']:.3f} (NORMAL) {v['heat_in_lungs']['PNEUMONIA']:.3f} (PNEUMONIA)"
+                f"{v['swap_surroundings_auc']:.3f}, lungs hidden {v['hidden_auc']:.3f}"
+                + (f", heat in lungs {heat['NORMAL']:.3f} (NORMAL) {heat['PNEUMONIA']:.3f} (PNEUMONIA)" if heat else "")
                 + (f"; deletion AUC Grad-CAM {d['gradcam']['auc']:.3f}, random {d['random']['auc']:.3f}, "
                    f"centre {d['centre']['auc']:.3f}" if d else ""))
     if "adult_transfer" in metrics:
