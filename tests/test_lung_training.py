@@ -61,7 +61,7 @@ def test_training_command_writes_a_segmenter_report_and_contact_sheet(tmp_path):
                           cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     report = json.loads((out / "lungs_report.json").read_text())
-    assert report["split"] == {"train": 8, "val": 1, "test_adults": 2, "test_children": 2}
+    assert report["split"] == {"train": 11, "val": 1, "test_adults": 2, "test_children": 2}
     for part in ("test_adults", "test_children"):
         assert 0.0 <= report[part]["dice_mean"] <= 1.0 and report[part]["n"] == 2
     assert len(report["history"]) == 2 and report["best_epoch"] in (1, 2)

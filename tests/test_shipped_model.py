@@ -12,8 +12,8 @@ from pneumonia.training import predict_logits
 
 # A little under what the shipped model scores on these 120 images (printed by
 # `python -m pytest -s tests/test_shipped_model.py`), so a broken or swapped model fails.
-ACCURACY_FLOOR = 0.85
-AUC_FLOOR = 0.95
+ACCURACY_FLOOR = 0.80
+AUC_FLOOR = 0.94
 
 
 def test_shipped_model_is_accurate_on_120_test_images(shipped, shipped_served):
