@@ -82,7 +82,8 @@ def test_evaluate_cli_reports_and_fails_cleanly(trained, tmp_path):
 
 
 def test_train_cli_names_a_missing_data_folder(tmp_path):
-    proc = subprocess.run([sys.executable, "train.py", "--data", str(tmp_path / "nope"), "--weights", "none"],
+    proc = subprocess.run([sys.executable, "train.py", "--data", str(tmp_path / "nope"), "--weights", "none",
+                           "--segmenter", str(MODEL_DIR / "lungs.keras")],
                           cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 2
     assert "Missing folder" in proc.stderr and "nope" in proc.stderr and "Traceback" not in proc.stderr
