@@ -26,6 +26,12 @@ def fit_temperature(logits: np.ndarray, labels: np.ndarray) -> float:
     return float(math.exp(res.x))
 
 
+def decision_logit(temperature: float, threshold: float) -> float:
+    """The raw logit at which sigmoid(logit / temperature) equals `threshold`."""
+    t = min(max(threshold, 1e-12), 1 - 1e-12)
+    return temperature * math.log(t / (1 - t))
+
+
 def threshold_for_sensitivity(probs: np.ndarray, labels: np.ndarray, target: float) -> float:
     """The highest threshold t with sensitivity(prob >= t) >= target.
 

@@ -22,14 +22,13 @@ from pathlib import Path
 import numpy as np
 
 from . import card, cli, data, figures, validity
-from .calibration import sigmoid
+from .calibration import decision_logit, sigmoid
 from .config import HISTORY_FILE, METRICS_FILE
 from .gradcam import PREDICTED, GradCAM
 from .imaging import canonical, load_image
 from .lung_view import LungReader
 from .metrics import evaluate_probs
 from .model import grey_to_rgb, load_model_folder
-from .predictor import Predictor
 from .segmentation import load_segmenter, postprocess
 from .training import log, predict_logits
 
@@ -41,21 +40,22 @@ def _validity(net, config: dict, variant: str, geometry, canons: np.ndarray, lab
     ok = np.asarray([lu.found for lu in lungs])
     masks = np.stack([lu.mask for lu, k in zip(lungs, ok) if k])
     canons, labels = canons[ok], labels[ok]
-    decision_logit = Predictor(net, config).decision_logit
+    # One GradCAM graph; the decision logit from the folder's calibration, as the app uses it.
+    threshold_logit = decision_logit(config["temperature"], config["threshold"])
     cam = GradCAM(net, config.get("last_conv_layer", "conv5_block3_out"))
 
     def logits(views):
         return predict_logits(net, grey_to_rgb(views), 32)
 
     def cams(views):
-        out = [cam(grey_to_rgb(views[i:i + 32]), PREDICTED, decision_logit) for i in range(0, len(views), 32)]
+        out = [cam(grey_to_rgb(views[i:i + 32]), PREDICTED, threshold_logit) for i in range(0, len(views), 32)]
         return np.concatenate([o[0] for o in out]), np.concatenate([o[1] for o in out])
 
     result = {"without_lungs": int((~ok).sum()),
               **validity.auc_tests(logits, canons, masks, labels, variant, seed=seed)}
     result["shortfall"] = validity.shortfall(result)
     if n_deletion:  # the heatmap tests are reported on test only
-        result.update(validity.heat_tests(cams, logits, config["temperature"], decision_logit, canons, masks,
+        result.update(validity.heat_tests(cams, logits, config["temperature"], threshold_logit, canons, masks,
                                           labels, variant, n_deletion, seed))
     return result
 

@@ -1,13 +1,12 @@
 """From an image file to a calibrated answer and its Grad-CAM overlay."""
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 import keras
 import numpy as np
 
-from .calibration import sigmoid
+from .calibration import decision_logit, sigmoid
 from .gradcam import PREDICTED, GradCAM, overlay
 from .imaging import ImageError, canonical, load_image
 from .lung_view import LungReader, mask_to_image, to_image
@@ -32,9 +31,7 @@ class Predictor:
         self.classes = list(config["class_names"])
         self.temperature = float(config["temperature"])
         self.threshold = float(config["threshold"])
-        # The raw logit at which the calibrated probability equals the threshold.
-        t = min(max(self.threshold, 1e-12), 1 - 1e-12)
-        self.decision_logit = self.temperature * math.log(t / (1 - t))
+        self.decision_logit = decision_logit(self.temperature, self.threshold)
         self.cam = GradCAM(model, config.get("last_conv_layer", "conv5_block3_out"))
 
     def analyze_array(self, grey: np.ndarray, target: int = PREDICTED) -> dict:
