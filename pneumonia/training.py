@@ -30,7 +30,7 @@ from sklearn.metrics import roc_auc_score
 from . import augment, calibration, data
 from . import model as models
 from .config import (CLASS_NAMES, CONFIG_FILE, HISTORY_FILE, IMAGE_SIZE, LUNG_VIEW,
-                     MODEL_FILE, SEG_SIZE, SEGMENTER_FILE, STRESS_COPIES,
+                     MODEL_FILE, SEGMENTER_FILE, STRESS_COPIES,
                      TARGET_SENSITIVITY, TEMPERATURE_RULE)
 from .lung_view import LungReader
 from .segmentation import load_segmenter
@@ -230,7 +230,7 @@ def train(opts: TrainOptions) -> Path:
             for name in SEGMENTER_COMPANIONS:
                 if (src.parent / name).is_file():
                     shutil.copyfile(src.parent / name, out / name)
-        lungs = {"file": SEGMENTER_FILE, **reader.describe(), "segmenter_input": SEG_SIZE,
+        lungs = {"file": SEGMENTER_FILE, **reader.describe(), "segmenter_input": reader.segmenter.size,
                  "without_lungs": without_lungs}
     config = {
         "class_names": list(CLASS_NAMES),
