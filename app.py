@@ -37,19 +37,15 @@ log.info("serving %s, revision %s", model.origin, model.revision)
 _model_key = hashlib.sha1(json.dumps(predictor.config, sort_keys=True).encode()).hexdigest()[:12]
 os.environ["GRADIO_EXAMPLES_CACHE"] = os.path.join(
     os.environ.get("GRADIO_EXAMPLES_CACHE", ".gradio/cached_examples"), _model_key)
-EXAMPLES = sorted(str(p) for p in (cfg.ROOT / "examples").iterdir()
-                  if p.suffix.lower() in {".jpeg", ".jpg", ".png"})
+# The training population's X-rays first, then the adults that show the population notice.
+EXAMPLES = sorted((str(p) for p in (cfg.ROOT / "examples").iterdir() if p.suffix.lower() in {".jpeg", ".jpg", ".png"}),
+                  key=lambda p: (os.path.basename(p).startswith("ADULT"), p))
 
 
-def _example_labels(paths: list[str]) -> list[str]:
-    """"PNEUMONIA-viral_person1_virus_12.jpeg" -> "PNEUMONIA-viral 1"."""
-    seen: Counter[str] = Counter()
-    labels = []
-    for path in paths:
-        kind = os.path.basename(path).split("_")[0]
-        seen[kind] += 1
-        labels.append(f"{kind} {seen[kind]}")
-    return labels
+def _examples_caption(paths: list[str]) -> str:
+    """"PNEUMONIA-viral_person1_virus_12.jpeg", ... -> "Examples: 2 NORMAL, 1 PNEUMONIA-viral"."""
+    kinds = Counter(os.path.basename(p).split("_")[0] for p in paths)
+    return "Examples (click one): " + ", ".join(f"{n} {kind}" for kind, n in kinds.items())
 
 
 stats = {"requests": 0, "errors": 0}
@@ -97,6 +93,14 @@ def analyze(upload, heatmap_for: str = "decided class"):
     return result["probabilities"], result["overlay"], details
 
 
+# Above the answer: why there is none, or who it is (not) valid for.
+NOTICE_JS = """(d) => {
+  const text = !d ? "" : d.verdict ? `### ${d.verdict}\nNo diagnosis is given for this image.` :
+    d.population_notice ? `### ⚠️ Outside the training population\n${d.population_notice}` : "";
+  // On a phone the answer sits below the upload: bring it into view.
+  if (d && window.innerWidth < 700) document.getElementById("answer")?.scrollIntoView({behavior: "smooth"});
+  return text;
+}"""
 DECISION_JS = """(d) => !d ? "" : d.verdict ?
   `**${d.verdict}**: no diagnosis given (out-of-distribution score ${d.ood_score.toFixed(2)}, ` +
   `limit ${d.ood_threshold.toFixed(2)}). Upload a frontal chest radiograph.` :
@@ -116,25 +120,28 @@ with gr.Blocks(title="Pneumonia X-ray classifier with Grad-CAM", analytics_enabl
     with gr.Row():
         with gr.Column():
             image = gr.Image(label="Chest X-ray (upload, drop or paste)", type="filepath",
-                             image_mode=None, sources=["upload", "clipboard"], height=380)
+                             image_mode=None, sources=["upload", "clipboard"], height=340)
+            examples_row = gr.Column()  # filled below, once the outputs exist
             heatmap_for = gr.Radio(list(HEATMAP_TARGETS), value="decided class", label="Heatmap for")
             button = gr.Button("Analyze", variant="primary")
             dicom = gr.File(label="...or a DICOM file (.dcm)", file_types=[".dcm", ".dicom"],
-                            type="filepath")
-        with gr.Column():
+                            type="filepath", height=120)
+        with gr.Column(elem_id="answer"):
+            notice = gr.Markdown(elem_id="notice")
             label = gr.Label(label="Calibrated probability", num_top_classes=2, elem_id="label")
             decision = gr.Markdown(elem_id="decision")
             heatmap = gr.Image(label="Grad-CAM overlay", type="numpy", format="png",
-                               interactive=False, height=380)
+                               interactive=False, height=340)
             gr.Markdown(
                 READS[predictor.reader.variant] + " Red marks the regions that pushed the score most "
                 "towards the decided class, blue the least; it shows what drove the answer, not where "
                 "disease is. The map is coarse (7x7 cells)."
             )
-            details = gr.JSON(label="For programs", open=False)
-    gr.Examples(examples=EXAMPLES, inputs=image, outputs=[label, heatmap, details], fn=analyze,
-                cache_examples=True, cache_mode="eager", preprocess=False,
-                example_labels=_example_labels(EXAMPLES))
+            with gr.Accordion("For programs (JSON)", open=False):
+                details = gr.JSON(show_label=False)
+    with examples_row:
+        gr.Examples(examples=EXAMPLES, inputs=image, outputs=[label, heatmap, details], fn=analyze,
+                    cache_examples=True, cache_mode="eager", preprocess=False, label=_examples_caption(EXAMPLES))
     with gr.Accordion("About the model", open=False):
         gr.Markdown(model.panel_markdown())
     button.click(analyze, inputs=[image, heatmap_for], outputs=[label, heatmap, details], api_name="predict",
@@ -143,6 +150,7 @@ with gr.Blocks(title="Pneumonia X-ray classifier with Grad-CAM", analytics_enabl
                  concurrency_id="model")
     details.change(None, inputs=details, outputs=decision, js=DECISION_JS, queue=False,
                    api_visibility="private")
+    details.change(None, inputs=details, outputs=notice, js=NOTICE_JS, queue=False, api_visibility="private")
 
 # Bounded: an overload is told to come back instead of piling up in memory.
 demo.queue(max_size=int(os.environ.get("PNEUMONIA_QUEUE_SIZE", cfg.QUEUE_MAX_SIZE)),

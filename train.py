@@ -8,8 +8,8 @@ grouped by patient). By default the classifier reads the lungs only: pass
 --lung-masks (a lung_masks folder, to train the segmenter first) or
 --segmenter (a trained lungs.keras). Writes a model folder: model.keras,
 lungs.keras (the segmenter), config.json, history.json, the
-out-of-distribution guard ood.npz, metrics.json, figures and the model card
-README.md.
+chest-X-ray guard ood.npz (with --adults also population.npz: the population
+score and the adult head), metrics.json, figures and the model card README.md.
 """
 from __future__ import annotations
 
@@ -51,7 +51,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--limit", type=int, default=None, help="at most N images per class and split (smoke runs)")
     p.add_argument("--no-eval", action="store_true", help="skip the test-split report")
-    p.add_argument("--adults", metavar="DIR", help="adult_cxr folder: add transfer to adults to the report")
+    p.add_argument("--adults", metavar="DIR", help="adult_cxr folder: fit the guard on children and adults, "
+                   "the population score and the adult head (pneumonia.population), and report adults")
     p.add_argument("--push-to-hub", metavar="REPO_ID", default=None, help="upload the model folder to the Hub")
     p.add_argument("--private", action="store_true", help="create the Hub repo as private")
     return p.parse_args(argv)
@@ -79,8 +80,12 @@ def main(argv: list[str] | None = None) -> int:
                 contact_sheet(seg, args.data, Path(args.out) / SHEET_FILE)
             opts.segmenter = str(Path(args.out) / SEGMENTER_FILE)
         folder = train(opts)
-        from pneumonia.ood import fit_folder
-        fit_folder(folder, args.data)
+        if args.adults:  # the guard on children and adults, the population score, the adult head
+            from pneumonia.population import fit_folder
+            fit_folder(folder, args.data, args.adults)
+        else:
+            from pneumonia.ood import fit_folder
+            fit_folder(folder, args.data)
         if not args.no_eval:
             from pneumonia.evaluate import evaluate_folder
             evaluate_folder(folder, args.data, args.limit, adults_dir=args.adults)

@@ -14,7 +14,6 @@ folder's own segmenter, or from --segmenter for a whole-image model. With
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import sys
 from pathlib import Path
@@ -22,14 +21,17 @@ from pathlib import Path
 import numpy as np
 
 from . import card, cli, data, figures, validity
-from .calibration import decision_logit, sigmoid
+from .calibration import decision_logit
 from .config import HISTORY_FILE, METRICS_FILE
 from .gradcam import PREDICTED, GradCAM
-from .imaging import canonical, load_image
 from .lung_view import LungReader
 from .metrics import evaluate_probs
 from .model import grey_to_rgb, load_model_folder
 from .segmentation import load_segmenter, postprocess
+from .adults import SOURCE as ADULTS_SOURCE, load_adults
+from .ood import OOD_FILE, OODGuard, pooled_features
+from .population import POPULATION_FILE, Population, answer
+from .predictor import pediatric_head
 from .training import log, predict_logits
 
 
@@ -60,20 +62,42 @@ def _validity(net, config: dict, variant: str, geometry, canons: np.ndarray, lab
     return result
 
 
-def adult_transfer(net, config: dict, reader: LungReader, adults_dir: str | Path, bootstrap: int,
+def _answers(net, config: dict, folder: Path, views: np.ndarray) -> tuple[np.ndarray, dict]:
+    """Pooled features of classifier inputs -> P(PNEUMONIA) as the app answers
+    (`population.answer`) and, for the comparison, as the pediatric head alone does."""
+    population = Population.load(folder / POPULATION_FILE) if (folder / POPULATION_FILE).is_file() else None
+    pediatric = pediatric_head(net, config)
+    pooled = pooled_features(net, views)
+    probs, thresholds, inside, _ = answer(pooled, pediatric, population)
+    return pooled, {"probs": probs, "thresholds": thresholds, "inside": inside, "population": population,
+                    "pediatric": pediatric.probability(pooled), "pediatric_threshold": pediatric.threshold}
+
+
+def _compact(m: dict) -> dict:
+    m.pop("reliability", None)
+    return m
+
+
+def adult_transfer(net, config: dict, folder: Path, reader: LungReader, adults_dir: str | Path, bootstrap: int,
                    seed: int) -> dict:
-    """ROC AUC (and the rest) on NIH adults: `No Finding` vs findings containing `Pneumonia`."""
-    root = Path(adults_dir)
-    with open(root / "labels.csv", newline="") as f:
-        rows = [r for r in csv.DictReader(f) if r["finding"] == "No Finding" or "Pneumonia" in r["finding"]]
-    canons = np.stack([canonical(load_image(root / r["file"])) for r in rows])
-    labels = np.asarray([int("Pneumonia" in r["finding"]) for r in rows])
-    views, _, _, found = reader.read(canons)
-    probs = sigmoid(predict_logits(net, grey_to_rgb(views[found]), 32) / config["temperature"])
-    m = evaluate_probs(labels[found], probs, config["threshold"], bootstrap, seed)
-    m.pop("reliability")
-    return {**m, "without_lungs": int((~found).sum()), "patients": len({r["patient_id"] for r in rows}),
-            "source": "NIH ChestX-ray14 adults (adult_cxr), labels text-mined from reports: noisy"}
+    """NIH adults' `report` part (never fitted or tuned on): the app's answers
+    and the pediatric head's alone, with the guard's and the population score's verdicts."""
+    adults = load_adults(adults_dir, config.get("training", {}).get("seed", 0))
+    idx = adults.part("report")
+    labels = adults.labels[idx]
+    views, _, _, found = reader.read(adults.canons[idx])
+    pooled, a = _answers(net, config, folder, views[found])
+    y = labels[found]
+    out = {"part": "report", "source": ADULTS_SOURCE, "patients": len({adults.groups[i] for i in idx}),
+           "without_lungs": int((~found).sum()),
+           "served": _compact(evaluate_probs(y, a["probs"], a["thresholds"], bootstrap, seed)),
+           "pediatric_head": _compact(evaluate_probs(y, a["pediatric"], a["pediatric_threshold"], bootstrap, seed)),
+           "outside_population": float(np.mean(~a["inside"]))}
+    guard_file = folder / OOD_FILE
+    if guard_file.is_file():
+        guard = OODGuard.load(guard_file)
+        out["guard_accepted"] = float(np.mean(guard.score(pooled) <= guard.threshold))
+    return out
 
 
 def evaluate_folder(model_dir: str | Path, data_dir: str | Path, limit: int | None = None,
@@ -89,9 +113,14 @@ def evaluate_folder(model_dir: str | Path, data_dir: str | Path, limit: int | No
     views, _, _, found = reader.read(images)
     log(f"Evaluating on {len(kept)} test images ({len(skipped)} unreadable skipped, "
         f"{(~found).sum()} without lungs found, refused as at serving)")
-    logits = predict_logits(net, grey_to_rgb(views[found]), batch_size=32)
-    probs = sigmoid(logits / config["temperature"])
-    metrics = evaluate_probs(labels[found], probs, config["threshold"], bootstrap, seed)
+    _, a = _answers(net, config, folder, views[found])
+    probs = a["probs"]
+    metrics = evaluate_probs(labels[found], probs, a["thresholds"], bootstrap, seed)
+    if a["population"] is not None:
+        metrics["population"] = {
+            "outside": float(np.mean(~a["inside"])), "n_outside": int((~a["inside"]).sum()),
+            "pediatric_head_only": _compact(evaluate_probs(labels[found], a["pediatric"], a["pediatric_threshold"],
+                                                           bootstrap, seed))}
     metrics.update({"split": "test", "data_dir_name": Path(data_dir).name,
                     "threshold_source": config.get("threshold_rule", "config"),
                     "temperature": config["temperature"], "limit_per_class": limit,
@@ -108,7 +137,7 @@ def evaluate_folder(model_dir: str | Path, data_dir: str | Path, limit: int | No
             "validation": _validity(net, config, reader.variant, geometry, split.images[split.val_idx],
                                     split.labels[split.val_idx], 0, seed)}
     if adults_dir:
-        metrics["adult_transfer"] = adult_transfer(net, config, reader, adults_dir, bootstrap, seed)
+        metrics["adult_transfer"] = adult_transfer(net, config, folder, reader, adults_dir, bootstrap, seed)
     (folder / METRICS_FILE).write_text(json.dumps(metrics, indent=2) + "\n")
     history_path = folder / HISTORY_FILE
     history = json.loads(history_path.read_text()) if history_path.is_file() else None
@@ -120,7 +149,8 @@ def evaluate_folder(model_dir: str | Path, data_dir: str | Path, limit: int | No
 
 def summary(metrics: dict) -> None:
     t, ci = metrics["at_threshold"], metrics["ci95_at_threshold"]
-    log(f"Test ({metrics['n']} images) at threshold {t['threshold']:.3f}: "
+    log(f"Test ({metrics['n']} images) at " + (f"threshold {t['threshold']:.3f}: " if t["threshold"] is not None
+                                                else "each answer's threshold: ") +
         f"accuracy {t['accuracy']:.4f} [{ci['accuracy'][0]:.3f}, {ci['accuracy'][1]:.3f}], "
         f"sensitivity {t['sensitivity']:.4f}, specificity {t['specificity']:.4f}, "
         f"F1 {t['f1']:.4f}; ROC AUC {metrics['roc_auc']:.4f}, PR AUC {metrics['pr_auc']:.4f}, "
@@ -136,10 +166,17 @@ def summary(metrics: dict) -> None:
                 + (f", heat in lungs {heat['NORMAL']:.3f} (NORMAL) {heat['PNEUMONIA']:.3f} (PNEUMONIA)" if heat else "")
                 + (f"; deletion AUC Grad-CAM {d['gradcam']['auc']:.3f}, random {d['random']['auc']:.3f}, "
                    f"centre {d['centre']['auc']:.3f}" if d else ""))
+    if "population" in metrics:
+        old = metrics["population"]["pediatric_head_only"]
+        log(f"Outside the training population: {metrics['population']['n_outside']} test X-rays; pediatric head "
+            f"alone: accuracy {old['at_threshold']['accuracy']:.4f}, ROC AUC {old['roc_auc']:.4f}")
     if "adult_transfer" in metrics:
         a = metrics["adult_transfer"]
-        log(f"Adults (NIH, {a['n']} images): ROC AUC {a['roc_auc']:.3f} "
-            f"[{a['ci95_at_threshold']['roc_auc'][0]:.3f}, {a['ci95_at_threshold']['roc_auc'][1]:.3f}]")
+        for name in ("served", "pediatric_head"):
+            m = a[name]
+            log(f"Adults (NIH report part, {m['n']} images), {name}: ROC AUC {m['roc_auc']:.3f} "
+                f"[{m['ci95_at_threshold']['roc_auc'][0]:.3f}, {m['ci95_at_threshold']['roc_auc'][1]:.3f}], "
+                f"sensitivity {m['at_threshold']['sensitivity']:.3f}, specificity {m['at_threshold']['specificity']:.3f}")
 
 
 def main(argv: list[str] | None = None) -> int:

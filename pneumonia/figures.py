@@ -34,7 +34,8 @@ def confusion_matrix(metrics: dict, path: Path) -> None:
                 xticklabels=names, yticklabels=names, ax=ax)
     ax.set_xlabel("Predicted")
     ax.set_ylabel("True")
-    ax.set_title(f"Test split, threshold {m['threshold']:.3f}")
+    ax.set_title("Test split, " + (f"threshold {m['threshold']:.3f}" if m["threshold"] is not None
+                                   else "each head's own threshold"))
     _save(fig, path)
 
 

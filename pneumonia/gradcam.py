@@ -70,6 +70,36 @@ class GradCAM(CAM):
         return tf.reduce_mean(grads, axis=(1, 2))
 
 
+class Activations:
+    """One forward pass: (B, 224, 224, 3) -> last conv block (B, 7, 7, C) and
+    pooled features (B, C). With a head that is global-average-pool -> linear,
+    that is all Grad-CAM needs (`linear_cam`)."""
+
+    def __init__(self, model: keras.Model, layer: str = LAST_CONV_LAYER):
+        net = keras.Model(model.input, [model.get_layer(layer).output, model.get_layer(POOLED_LAYER).output])
+        self._call = tf.function(lambda x: net(x, training=False), input_signature=[
+            tf.TensorSpec((None, IMAGE_SIZE, IMAGE_SIZE, 3), tf.float32)])
+
+    def __call__(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        activations, pooled = self._call(tf.convert_to_tensor(images, tf.float32))
+        return activations.numpy(), pooled.numpy()
+
+
+def linear_cam(activations: np.ndarray, weights: np.ndarray, positive: np.ndarray) -> np.ndarray:
+    """Grad-CAM of logit = mean over positions of activations . weights + b.
+
+    The logit's gradient with respect to every position is weights / (H W),
+    so Grad-CAM's channel weights are the head's weights (the constant cancels
+    in the normalisation): exact, with no gradient computed. `positive` (B,)
+    says, per image, whether the map explains PNEUMONIA (+logit) or NORMAL.
+    Returns (B, H, W) in [0, 1].
+    """
+    sign = np.where(np.asarray(positive, bool), 1.0, -1.0)[:, None, None]
+    cam = np.maximum(np.einsum("bhwc,c->bhw", activations, np.asarray(weights, np.float32)) * sign, 0.0)
+    peak = cam.max(axis=(1, 2), keepdims=True)
+    return np.divide(cam, peak, out=np.zeros_like(cam), where=peak > 0)
+
+
 def overlay(grey: np.ndarray, heat: np.ndarray, outline: np.ndarray | None = None,
             region: np.ndarray | None = None, alpha: float = 0.4) -> np.ndarray:
     """Blend a [0, 1] map over a (H, W) uint8 X-ray at the X-ray's own size.

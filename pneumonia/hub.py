@@ -24,10 +24,11 @@ from huggingface_hub.utils._http import default_client_factory
 from .config import (CARD_FILE, CONFIG_FILE, HUB_CONNECT_TIMEOUT, HUB_READ_TIMEOUT,
                      METRICS_FILE, MODEL_FILE, ROOT, SEGMENTER_FILE, SPACE_FILES)
 from .ood import OOD_FILE
+from .population import POPULATION_FILE
 
 PUBLISHED_FILES = (MODEL_FILE, CONFIG_FILE, METRICS_FILE, CARD_FILE)
 # What the app downloads: the networks and what it shows about them.
-SERVED_PATTERNS = [MODEL_FILE, SEGMENTER_FILE, CONFIG_FILE, METRICS_FILE, CARD_FILE, OOD_FILE]
+SERVED_PATTERNS = [MODEL_FILE, SEGMENTER_FILE, CONFIG_FILE, METRICS_FILE, CARD_FILE, OOD_FILE, POPULATION_FILE]
 
 
 class HubError(RuntimeError):

@@ -6,6 +6,7 @@ pixels the model (and the lung segmenter) sees are prepared the same way in both
 from __future__ import annotations
 
 import io
+import re
 import warnings
 from pathlib import Path
 
@@ -15,7 +16,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .config import IMAGE_SIZE
 from .dicom import load_dicom
-from .pixels import MAX_PIXELS, MIN_SIDE, ImageError, check_size, stretch_to_uint8
+from .pixels import MAX_PIXELS, MIN_SIDE, ImageError, check_size, stretch_to_uint8, too_large
 
 __all__ = ["ImageError", "MAX_PIXELS", "MIN_SIDE", "canonical", "load_image", "stretch_to_uint8",
            "to_model_input"]
@@ -27,7 +28,12 @@ def _open(data: bytes) -> Image.Image:
             # We check the size ourselves, with a clearer message.
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             return Image.open(io.BytesIO(data))
-    except (UnidentifiedImageError, Image.DecompressionBombError):
+    except Image.DecompressionBombError as e:
+        # Pillow refuses huge images (> ~179 megapixels) before our size check
+        # runs; its message carries the pixel count.
+        count = re.search(r"\((\d+) pixels\)", str(e))
+        raise too_large(int(count.group(1)) if count else 2 * (Image.MAX_IMAGE_PIXELS or MAX_PIXELS)) from None
+    except UnidentifiedImageError:
         raise ImageError(
             "This file is not an image we can read. Upload a JPEG, PNG, BMP, "
             "TIFF, WebP or DICOM chest X-ray."

@@ -16,13 +16,16 @@ def _ratio(a: int, b: int) -> float:
     return a / b if b else float("nan")
 
 
-def threshold_metrics(labels: np.ndarray, probs: np.ndarray, threshold: float) -> dict:
-    """Accuracy, precision, sensitivity, specificity, F1 and the confusion matrix."""
+def threshold_metrics(labels: np.ndarray, probs: np.ndarray, threshold: float | np.ndarray) -> dict:
+    """Accuracy, precision, sensitivity, specificity, F1 and the confusion matrix.
+
+    `threshold`: one for all, or one per image (answers from two heads, each
+    with its own operating point); then "threshold" is recorded as None."""
     c = confusion(labels, probs, threshold)
     precision = _ratio(c["tp"], c["tp"] + c["fp"])
     sensitivity = _ratio(c["tp"], c["tp"] + c["fn"])
     return {
-        "threshold": float(threshold),
+        "threshold": float(threshold) if np.ndim(threshold) == 0 else None,
         "accuracy": _ratio(c["tp"] + c["tn"], sum(c.values())),
         "precision": precision,
         "sensitivity": sensitivity,
@@ -57,7 +60,7 @@ def reliability_bins(labels: np.ndarray, probs: np.ndarray, bins: int = 15) -> l
             for b in range(bins)]
 
 
-def bootstrap_ci(labels: np.ndarray, probs: np.ndarray, threshold: float,
+def bootstrap_ci(labels: np.ndarray, probs: np.ndarray, threshold: float | np.ndarray,
                  n: int = 2000, seed: int = 0) -> dict[str, list[float]]:
     """95% percentile intervals for accuracy, sensitivity, specificity, ROC AUC,
     resampling images with replacement."""
@@ -70,14 +73,14 @@ def bootstrap_ci(labels: np.ndarray, probs: np.ndarray, threshold: float,
         yi, pi = y[i], p[i]
         if yi.min() == yi.max():
             continue
-        m = threshold_metrics(yi, pi, threshold)
+        m = threshold_metrics(yi, pi, threshold if np.ndim(threshold) == 0 else np.asarray(threshold)[i])
         for k in ("accuracy", "sensitivity", "specificity"):
             stats[k].append(m[k])
         stats["roc_auc"].append(roc_auc_score(yi, pi))
     return {k: [float(np.percentile(v, 2.5)), float(np.percentile(v, 97.5))] for k, v in stats.items()}
 
 
-def evaluate_probs(labels: np.ndarray, probs: np.ndarray, threshold: float,
+def evaluate_probs(labels: np.ndarray, probs: np.ndarray, threshold: float | np.ndarray,
                    bootstrap: int = 2000, seed: int = 0) -> dict:
     """Every reported metric at `threshold` and at 0.5."""
     y = np.asarray(labels)

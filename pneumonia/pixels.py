@@ -6,6 +6,9 @@ import numpy as np
 
 MIN_SIDE = 64
 MAX_PIXELS = 50_000_000
+# Detector plates run from square to about 1:1.3 (14x17 in); 3:1 leaves room for
+# crops and screenshots, and refuses strips no radiograph has.
+MAX_ASPECT = 3.0
 
 
 class ImageError(ValueError):
@@ -21,15 +24,28 @@ def stretch_to_uint8(arr: np.ndarray) -> np.ndarray:
     return np.round((arr - lo) * (255.0 / (hi - lo))).astype(np.uint8)
 
 
-def check_size(width: int, height: int) -> None:
-    """Refuse images too large to decode safely or too small to read."""
+def too_large(pixels: int, size: str = "") -> ImageError:
+    return ImageError(f"The image is too large ({size}{pixels / 1e6:.0f} megapixels; "
+                      f"the limit is {MAX_PIXELS / 1e6:.0f}).")
+
+
+def check_pixels(width: int, height: int) -> None:
+    """Refuse images too large to decode safely."""
     if width * height > MAX_PIXELS:
-        raise ImageError(
-            f"The image is too large ({width}x{height} = {width * height / 1e6:.0f} "
-            f"megapixels; the limit is {MAX_PIXELS / 1e6:.0f})."
-        )
+        raise too_large(width * height, f"{width}x{height} = ")
+
+
+def check_size(width: int, height: int) -> None:
+    """Refuse images too large to decode safely, too small to read, or of a
+    shape no radiograph has."""
+    check_pixels(width, height)
     if min(width, height) < MIN_SIDE:
         raise ImageError(
             f"The image is too small ({width}x{height}); it needs at least "
             f"{MIN_SIDE} pixels on each side."
+        )
+    if max(width, height) > MAX_ASPECT * min(width, height):
+        raise ImageError(
+            f"The image is {width}x{height} pixels: no chest X-ray is more than {MAX_ASPECT:g} times "
+            f"as {'wide as it is tall' if width > height else 'tall as it is wide'}. Upload the whole radiograph."
         )

@@ -1,4 +1,4 @@
-"""From an image file to a calibrated answer and its Grad-CAM overlay."""
+"""From an image file to a calibrated answer, who it is valid for, and its Grad-CAM overlay."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -6,33 +6,62 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from .calibration import decision_logit, sigmoid
-from .gradcam import PREDICTED, GradCAM, overlay
+from .config import NO_LUNGS
+from .gradcam import PREDICTED, Activations, linear_cam, overlay
 from .imaging import ImageError, canonical, load_image
 from .lung_view import LungReader, mask_to_image, to_image
 from .model import grey_to_rgb
 from .ood import VERDICT, OODGuard
-from .config import NO_LUNGS
+from .population import LinearHead, Population, answer
 
 
 class NoLungsError(ImageError):
     """No plausible pair of lungs: the image is refused like any unreadable input."""
 
 
+def pediatric_head(model: keras.Model, config: dict) -> LinearHead:
+    """The model's own last layer, with the folder's temperature and threshold."""
+    w, b = (np.asarray(v, np.float64) for v in model.get_layer("logit").get_weights())
+    return LinearHead(w[:, 0], float(b[0]), float(config["temperature"]), float(config["threshold"]))
+
+
 class Predictor:
-    """Wraps a loaded model folder: `analyze(file)` -> plain values for the UI/API."""
+    """Wraps a loaded model folder: `analyze(file)` -> plain values for the UI/API.
+
+    One forward pass gives the last conv block and the pooled features; the
+    guard, the population score, the head's logit and its Grad-CAM (exact for
+    this head, `gradcam.linear_cam`) are all read from those.
+    """
 
     def __init__(self, model: keras.Model, config: dict, version: str = "local",
-                 guard: OODGuard | None = None, reader: LungReader | None = None):
+                 guard: OODGuard | None = None, reader: LungReader | None = None,
+                 population: Population | None = None, notice: str | None = None):
         self.config = config
         self.guard = guard
+        self.population = population
+        self.notice = notice
         self.version = version
         self.reader = reader or LungReader(None)
         self.classes = list(config["class_names"])
-        self.temperature = float(config["temperature"])
-        self.threshold = float(config["threshold"])
-        self.decision_logit = decision_logit(self.temperature, self.threshold)
-        self.cam = GradCAM(model, config.get("last_conv_layer", "conv5_block3_out"))
+        self.head = pediatric_head(model, config)
+        self.threshold = self.head.threshold
+        self.forward = Activations(model, config.get("last_conv_layer", "conv5_block3_out"))
+
+    def _who(self, pooled: np.ndarray) -> dict:
+        """Is it a chest X-ray (guard), and is it like the training children (population)?"""
+        out: dict = {}
+        if self.guard is not None:
+            score = float(self.guard.score(pooled)[0])
+            out.update(is_chest_xray=self.guard.accepts(score), ood_score=score,
+                       ood_threshold=self.guard.threshold)
+        if self.population is not None:
+            unlike = float(self.population.unlike(pooled)[0])
+            inside = unlike <= self.population.gate.threshold
+            out.update(in_training_population=inside, population_score=unlike,
+                       population_threshold=self.population.gate.threshold,
+                       answered_by="pediatric model" if inside else "adult head",
+                       population_notice=None if inside else self.notice)
+        return out
 
     def analyze_array(self, grey: np.ndarray, target: int = PREDICTED) -> dict:
         """(H, W) uint8 X-ray -> probabilities, decision, lungs and overlay (H, W, 3).
@@ -44,33 +73,32 @@ class Predictor:
         views, boxes, lungs, found = self.reader.read(canonical(grey)[None])
         if not found[0]:
             raise NoLungsError(NO_LUNGS + ".")
-        logits, maps, pooled = self.cam(grey_to_rgb(views), target, self.decision_logit)
+        activations, pooled = self.forward(grey_to_rgb(views))
         h, w = grey.shape[:2]
         outline = mask_to_image(lungs[0].mask, (h, w)) if lungs[0] is not None else None
         lung_info = None if outline is None else {
             "view": self.reader.variant, "box": boxes[0].as_dict(w, h),
             "area_pixels": int(outline.sum()), "area_fraction": float(outline.mean())}
-        ood = {}
-        if self.guard is not None:
-            score = float(self.guard.score(pooled)[0])
-            ood = {"is_chest_xray": self.guard.accepts(score), "ood_score": score,
-                   "ood_threshold": self.guard.threshold}
-            if not ood["is_chest_xray"]:
-                return {"verdict": VERDICT, **ood, "probabilities": None, "probability_pneumonia": None,
-                        "threshold": self.threshold, "decision": None, "heatmap_class": None,
-                        "lungs": lung_info, "model_version": self.version, "overlay": None}
-        p = float(sigmoid(logits[0] / self.temperature))
-        decision = self.classes[1] if p >= self.threshold else self.classes[0]
+        who = self._who(pooled)
+        if not who.get("is_chest_xray", True):
+            return {"verdict": VERDICT, **who, "probabilities": None, "probability_pneumonia": None,
+                    "threshold": self.threshold, "decision": None, "heatmap_class": None,
+                    "lungs": lung_info, "model_version": self.version, "overlay": None}
+        probs, thresholds, _, weights = answer(pooled, self.head, self.population)
+        p, threshold = float(probs[0]), float(thresholds[0])
+        decided = int(p >= threshold)
+        explained = decided if target == PREDICTED else target
+        cam = linear_cam(activations, weights[0], np.array([explained == 1]))
         return {
-            **ood,
+            **who,
             "probabilities": {self.classes[0]: 1.0 - p, self.classes[1]: p},
             "probability_pneumonia": p,
-            "threshold": self.threshold,
-            "decision": decision,
-            "heatmap_class": decision if target == PREDICTED else self.classes[target],
+            "threshold": threshold,
+            "decision": self.classes[decided],
+            "heatmap_class": self.classes[explained],
             "lungs": lung_info,
             "model_version": self.version,
-            "overlay": overlay(grey, to_image(maps[0], boxes[0], (h, w)), outline, boxes[0].region(w, h)),
+            "overlay": overlay(grey, to_image(cam[0], boxes[0], (h, w)), outline, boxes[0].region(w, h)),
         }
 
     def analyze(self, source: str | Path | bytes, target: int = PREDICTED) -> dict:

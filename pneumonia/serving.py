@@ -12,6 +12,7 @@ from .hub import HubError, fetch_model
 from .lung_view import LungReader
 from .model import ModelFolderError, load_model_folder
 from .ood import OOD_FILE, OODGuard
+from .population import POPULATION_FILE, Population
 from .predictor import Predictor
 from .segmentation import SegmenterError
 
@@ -55,12 +56,37 @@ class ServedModel:
                       f"surroundings ({v['swap_surroundings_auc']:.2f}); with the lungs hidden its AUC is "
                       f"{v['hidden_auc']:.2f}; {v['heat_in_lungs']['all']:.0%} of the heatmap falls on the lungs."]
         a = (m or {}).get("adult_transfer")
-        if a:
-            lines += ["", f"On adult X-rays from another hospital (NIH, noisy labels) its ROC AUC is "
-                      f"{a['roc_auc']:.2f}: it was trained on children aged 1-5 and is not meant for adults."]
+        if a and "served" in a:
+            before, after = a["pediatric_head"], a["served"]
+            lines += ["", f"On {after['n']} held-out adult X-rays from another hospital (NIH, noisy labels) its ROC "
+                      f"AUC is {after['roc_auc']:.2f}; with the children's head alone it was {before['roc_auc']:.2f}. "
+                      "X-rays unlike the training children (aged 1-5, Guangzhou) are flagged above the answer."]
         lines += ["", "Trained on Chest X-Ray Images (Pneumonia), Kermany et al. 2018, CC BY 4.0; "
                   "sample images are from its test split."]
         return "\n".join(lines)
+
+
+def population_notice(config: dict, metrics: dict | None) -> str | None:
+    """What the app says above an answer for an X-ray unlike the training
+    children: what was measured, where, and nothing more."""
+    population = config.get("population")
+    if not population:
+        return None
+    kept = population.get("adult_head_kept", False)
+    text = ("This X-ray looks unlike the children's X-rays the model was trained on (aged 1-5, one hospital "
+            "in Guangzhou, China): most likely an adult's, or from another kind of machine. ")
+    text += (f"Its answer comes from a last layer retrained with {population['adults']['images']['fit']} adult "
+             "X-rays from one US hospital (NIH)" if kept else "Its answer comes from the children's model")
+    a = (metrics or {}).get("adult_transfer", {}).get("served")
+    if a:
+        lo, hi = a["ci95_at_threshold"]["roc_auc"]
+        text += (f": on {a['n']} other NIH adults its ROC AUC was {a['roc_auc']:.2f} (95% CI {lo:.2f}-{hi:.2f}; "
+                 f"labels mined from reports, noisy), sensitivity {a['at_threshold']['sensitivity']:.0%}, "
+                 f"specificity {a['at_threshold']['specificity']:.0%}")
+    text += ". On adults from other hospitals it has not been measured. "
+    good = a is not None and a["roc_auc"] >= 0.8
+    return text + ("Treat this answer as a rough guess, not a reading." if good
+                   else "Treat this answer as little better than a guess.")
 
 
 def local_revision(config_commit: str | None) -> str:
@@ -76,12 +102,13 @@ def load_folder(folder: str | Path, source: str, origin: str, revision: str | No
     metrics_path = folder / METRICS_FILE
     metrics = json.loads(metrics_path.read_text()) if metrics_path.is_file() else None
     guard = OODGuard.load(folder / OOD_FILE) if (folder / OOD_FILE).is_file() else None
+    population = Population.load(folder / POPULATION_FILE) if (folder / POPULATION_FILE).is_file() else None
     try:
         reader = LungReader.from_config(folder, config)
     except SegmenterError as e:
         raise ModelFolderError(str(e)) from None
-    return ServedModel(Predictor(net, config, revision, guard, reader), folder, source, origin, revision,
-                       metrics)
+    predictor = Predictor(net, config, revision, guard, reader, population, population_notice(config, metrics))
+    return ServedModel(predictor, folder, source, origin, revision, metrics)
 
 
 def load(source: str | Path | None = None, revision: str | None = None) -> ServedModel:

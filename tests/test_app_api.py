@@ -111,6 +111,39 @@ def test_json_carries_the_lungs_box_and_area(client, tmp_path):
     assert np.abs(overlay[inside] - plain[inside]).mean() > 5   # coloured where it read
 
 
+ADULT = "ADULT-NIH-no-finding_nih_00001305_001.png"
+
+
+def test_adult_xray_is_recognised_and_told_it_is_outside_the_training_population(client):
+    _, _, child = client.predict(handle_file(str(EXAMPLES / "NORMAL_NORMAL2-IM-0300-0001.jpeg")),
+                                 api_name="/predict")
+    assert child["is_chest_xray"] is True and child["in_training_population"] is True
+    assert child["population_notice"] is None and child["answered_by"] == "pediatric model"
+    assert child["population_score"] <= child["population_threshold"]
+    _, overlay_path, adult = client.predict(handle_file(str(EXAMPLES / ADULT)), api_name="/predict")
+    assert adult["is_chest_xray"] is True and adult["ood_score"] <= adult["ood_threshold"]
+    assert adult["in_training_population"] is False and adult["population_score"] > adult["population_threshold"]
+    assert adult["answered_by"] == "adult head" and adult["decision"] in ("NORMAL", "PNEUMONIA")
+    notice = adult["population_notice"]
+    assert "unlike the children's X-rays" in notice and "ROC AUC was 0." in notice
+    assert "has not been measured" in notice
+    assert Image.open(overlay_path).size == Image.open(EXAMPLES / ADULT).size
+
+
+@pytest.mark.parametrize("size, message", [
+    ((30000, 30000), r"too large \(900 megapixels; the limit is 50\)"),
+    ((5000, 64), r"5000x64 pixels: no chest X-ray is more than 3 times as wide"),
+])
+def test_shapes_no_radiograph_has_get_a_message_naming_the_problem(client, tmp_path, size, message):
+    path = tmp_path / "odd.png"
+    if size[0] == 30000:
+        Image.new("1", size).save(path)  # 109 KB on disk; Pillow calls it a decompression bomb
+    else:
+        Image.open(EXAMPLES / "NORMAL_NORMAL2-IM-0300-0001.jpeg").convert("L").resize(size).save(path)
+    with pytest.raises(AppError, match=message):
+        client.predict(handle_file(str(path)), api_name="/predict")
+
+
 def test_overload_is_told_to_come_back_and_the_queue_stays_bounded():
     """A second app with room for one waiting request: a burst gets Gradio's
     queue-full refusal for the excess, and the app answers afterwards."""

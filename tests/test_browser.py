@@ -22,17 +22,41 @@ def browser():
         b.close()
 
 
-def test_click_an_example_and_read_the_label(browser, app_url):
+def in_view(page, selector: str) -> bool:
+    """Some of the element lies inside the visible part of the page."""
+    return page.locator(selector).evaluate(
+        "e => { const r = e.getBoundingClientRect(); return r.bottom > 0 && r.top < window.innerHeight; }")
+
+
+@pytest.mark.parametrize("width, height, name", [(1280, 800, "laptop"), (390, 844, "phone")])
+def test_click_an_example_thumbnail_and_read_the_answer(browser, app_url, width, height, name):
+    """A laptop and a phone: the examples are thumbnails of the X-rays, and
+    after a click the answer is on screen without scrolling for it."""
     ARTIFACTS.mkdir(exist_ok=True)
-    page = browser.new_page(viewport={"width": 1280, "height": 1100})
+    page = browser.new_page(viewport={"width": width, "height": height})
     page.goto(app_url)
     page.get_by_role("button", name="Analyze").wait_for(timeout=60_000)
     assert "not a medical device" in page.content()
-    page.get_by_text("PNEUMONIA-bacterial 1", exact=True).click()
-    label = page.locator("#label")
-    label.get_by_text("PNEUMONIA").first.wait_for(timeout=30_000)
+    thumbs = page.locator(".gallery img")
+    assert thumbs.count() == 8
+    assert all(thumbs.nth(i).evaluate("e => e.complete && e.naturalWidth > 0") for i in range(8))
+    assert "PNEUMONIA-bacterial" in thumbs.nth(2).get_attribute("src")
+    page.screenshot(path=str(ARTIFACTS / f"app_{name}_start.png"))
+    thumbs.nth(2).click()
     page.locator("#decision").get_by_text("Decision: PNEUMONIA").wait_for(timeout=30_000)
-    page.screenshot(path=str(ARTIFACTS / "app.png"), full_page=True)
+    page.wait_for_timeout(800)  # the phone layout scrolls the answer into view
+    assert in_view(page, "#label")
+    page.screenshot(path=str(ARTIFACTS / f"app_{name}_answer.png"))
+    # An adult X-ray: the notice stands above the answer.
+    page.evaluate("window.scrollTo(0, 0)")
+    page.locator(".gallery img").nth(6).click()
+    notice = page.locator("#notice")
+    notice.get_by_text("Outside the training population").wait_for(timeout=30_000)
+    page.wait_for_timeout(800)
+    assert in_view(page, "#notice")
+    box, label = notice.bounding_box(), page.locator("#label").bounding_box()
+    assert box["y"] + box["height"] <= label["y"] + 1
+    page.screenshot(path=str(ARTIFACTS / f"app_{name}_adult.png"), full_page=name == "laptop")
     page.close()
 
 

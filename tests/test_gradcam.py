@@ -5,7 +5,7 @@ import pytest
 import tensorflow as tf
 from conftest import EXAMPLES
 
-from pneumonia.gradcam import PREDICTED, GradCAM, overlay
+from pneumonia.gradcam import PREDICTED, Activations, GradCAM, linear_cam, overlay
 from pneumonia.imaging import load_image, to_model_input
 
 
@@ -40,6 +40,19 @@ def test_matches_keras_io_recipe(shipped, cam, name, target):
     assert ours.shape == (1, 7, 7)
     np.testing.assert_allclose(ours[0], np.nan_to_num(ref), atol=1e-4)
     np.testing.assert_allclose(logit, shipped[0](x).numpy()[:, 0], atol=1e-4)
+
+
+@pytest.mark.parametrize("target", [0, 1])
+def test_forward_only_cam_equals_the_tape_based_one(shipped, cam, target):
+    """Global-average-pool -> linear head: the head's weights are Grad-CAM's."""
+    x = np.stack([to_model_input(load_image(p)) for p in sorted(EXAMPLES.glob("*.jpeg"))])
+    logits, maps, pooled = cam(x, target)
+    activations, pooled_fwd = Activations(shipped[0])(x)
+    w, b = (v.numpy() for v in shipped[0].get_layer("logit").weights)
+    got = linear_cam(activations, w[:, 0], np.full(len(x), target == 1))
+    np.testing.assert_allclose(got, maps, atol=1e-4)
+    np.testing.assert_allclose(pooled_fwd, pooled, atol=1e-4)
+    np.testing.assert_allclose(pooled_fwd @ w[:, 0] + b[0], logits, atol=1e-3)
 
 
 def test_predicted_target_follows_the_decision_logit(cam):

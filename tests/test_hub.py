@@ -68,7 +68,7 @@ t = time.time()
 served = load(sys.argv[1], sys.argv[2] or None)
 seconds = time.time() - t
 probe = np.random.default_rng(0).uniform(0, 255, (2, 224, 224, 3)).astype(np.float32)
-logits = served.predictor.cam(probe, 1)[0]
+logits = served.predictor.head.logits(served.predictor.forward(probe)[1])
 print(json.dumps({"origin": served.origin, "revision": served.revision, "logits": logits.tolist(),
                   "threshold": served.predictor.threshold, "seconds": seconds,
                   "lungs": served.predictor.reader.segmenter.size if served.predictor.reader.segmenter else None,

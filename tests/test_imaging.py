@@ -97,6 +97,19 @@ def test_decompression_bomb_is_refused_before_decoding():
         load_image(_encode(Image.new("1", (side, side)), "PNG"))
 
 
+def test_huge_png_pillow_calls_a_bomb_gets_the_size_message():
+    """30000x30000 (109 KB on disk): Pillow refuses it before our own check runs."""
+    with pytest.raises(ImageError, match=r"^The image is too large \(900 megapixels; the limit is 50\)"):
+        load_image(_encode(Image.new("1", (30000, 30000)), "PNG"))
+
+
+@pytest.mark.parametrize("width, height", [(5000, 64), (64, 5000), (1000, 300)])
+def test_strip_cut_from_an_xray_is_refused_for_its_shape(grey, width, height):
+    strip = Image.fromarray(grey).resize((width, height))
+    with pytest.raises(ImageError, match=rf"{width}x{height} pixels: no chest X-ray is more than 3 times"):
+        load_image(_encode(strip, "PNG"))
+
+
 def test_missing_file_is_named(tmp_path):
     with pytest.raises(ImageError, match="File not found"):
         load_image(tmp_path / "nope.png")

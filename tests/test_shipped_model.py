@@ -44,9 +44,9 @@ def test_shipped_folder_is_complete(shipped):
     assert config["selection"]["rule"].startswith("Validation only, validity first")
     metrics = json.loads((MODEL_DIR / "metrics.json").read_text())
     assert metrics["n"] + metrics["without_lungs"] == 624 and metrics["split"] == "test"
-    assert {"test", "validation"} <= set(metrics["validity"]) and metrics["adult_transfer"]["n"] > 400
+    assert {"test", "validation"} <= set(metrics["validity"]) and metrics["adult_transfer"]["served"]["n"] > 100
     report = json.loads((MODEL_DIR / "lungs_report.json").read_text())
     assert report["test_adults"]["dice_mean"] >= 0.95 and report["test_children"]["dice_mean"] >= 0.92
     for name in ("README.md", "confusion_matrix.png", "roc_curve.png", "reliability_diagram.png",
-                 "training_curves.png", "lungs_contact_sheet.jpg", "ood.npz"):
+                 "training_curves.png", "lungs_contact_sheet.jpg", "ood.npz", "population.npz", "ood_report.json"):
         assert (MODEL_DIR / name).is_file()

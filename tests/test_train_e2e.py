@@ -18,7 +18,8 @@ def trained(tmp_path_factory):
     proc = subprocess.run(
         [sys.executable, "train.py", "--data", str(DATA), "--out", str(out), "--weights", "none",
          "--limit", "6", "--head-epochs", "1", "--epochs", "1", "--views", "1",
-         "--batch-size", "8", "--val-fraction", "0.34", "--segmenter", str(MODEL_DIR / "lungs.keras")],
+         "--batch-size", "8", "--val-fraction", "0.34", "--segmenter", str(MODEL_DIR / "lungs.keras"),
+         "--adults", str(ROOT / "tests" / "data" / "adults")],
         cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return out, proc.stdout
@@ -39,6 +40,17 @@ def test_run_writes_a_loadable_model_folder(trained):
     assert "Lung view 'crop+mask'" in log
     x = np.zeros((1, 224, 224, 3), np.float32)
     assert net(x).shape == (1, 1)
+
+
+def test_adults_fit_the_guard_the_population_score_and_the_adult_head(trained):
+    out, log = trained
+    config = json.loads((out / "config.json").read_text())
+    assert (out / "population.npz").is_file() and config["population"]["adults"]["images"]["fit"] >= 6
+    assert "NIH adults (fit part)" in config["ood"]["fitted_on"]
+    assert set(config["population"]["pediatric_validation_served_minus_before"]) == {"clean", "stressed"}
+    assert "Adult head kept" in log or "Adult head dropped" in log
+    a = json.loads((out / "metrics.json").read_text())["adult_transfer"]
+    assert a["part"] == "report" and {"served", "pediatric_head"} <= set(a)
 
 
 def test_metrics_json_has_every_reported_number(trained):
