@@ -21,7 +21,7 @@ import gradio as gr  # noqa: E402
 
 from pneumonia import config as cfg  # noqa: E402
 from pneumonia import serving  # noqa: E402
-from pneumonia.gradcam import PREDICTED  # noqa: E402
+from pneumonia.heatmap import PREDICTED  # noqa: E402
 from pneumonia.imaging import ImageError  # noqa: E402
 
 # Only our own counts and timings at INFO; libraries' request logs stay quiet.

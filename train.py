@@ -9,7 +9,9 @@ grouped by patient). By default the classifier reads the lungs only: pass
 --segmenter (a trained lungs.keras). Writes a model folder: model.keras,
 lungs.keras (the segmenter), config.json, history.json, the
 chest-X-ray guard ood.npz (with --adults also population.npz: the population
-score and the adult head), metrics.json, figures and the model card README.md.
+score and the adult head), metrics.json, figures, the model card README.md,
+and the networks exported for serving (classifier.xml/.bin, lungs.xml/.bin,
+head.npz: OpenVINO, forward only).
 """
 from __future__ import annotations
 
@@ -89,6 +91,8 @@ def main(argv: list[str] | None = None) -> int:
         if not args.no_eval:
             from pneumonia.evaluate import evaluate_folder
             evaluate_folder(folder, args.data, args.limit, adults_dir=args.adults)
+        from pneumonia.export import export_folder  # what the app serves: forward-only networks
+        export_folder(folder)
     except (DataError, FileNotFoundError, SegmenterError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

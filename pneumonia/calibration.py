@@ -4,7 +4,6 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from scipy.optimize import minimize_scalar
 
 
 def sigmoid(z: np.ndarray) -> np.ndarray:
@@ -20,6 +19,7 @@ def nll(logits: np.ndarray, labels: np.ndarray, temperature: float = 1.0) -> flo
 
 def fit_temperature(logits: np.ndarray, labels: np.ndarray) -> float:
     """The T > 0 minimising validation NLL of sigmoid(logit / T) (Guo et al. 2017)."""
+    from scipy.optimize import minimize_scalar
     res = minimize_scalar(lambda log_t: nll(logits, labels, math.exp(log_t)),
                           bounds=(math.log(0.05), math.log(20.0)), method="bounded",
                           options={"xatol": 1e-6})

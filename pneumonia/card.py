@@ -242,6 +242,11 @@ def render(config: dict, metrics: dict, ood_report: dict | None = None,
         f"P(PNEUMONIA) = sigmoid(logit / {config['temperature']:.4f}).",
         f"- Decision: PNEUMONIA when P >= {config['threshold']:.4f} "
         f"({config.get('threshold_rule', '')}).",
+        *([f"- Serving: the networks exported as {config['runtime']['format']} "
+           f"(`{config['runtime']['classifier']}` up to the last conv block, `{config['runtime'].get('segmenter')}`, "
+           f"the last layer in `{config['runtime']['head']}`), run forward only by OpenVINO without TensorFlow; "
+           "Grad-CAM is computed exactly from the conv block and the last layer. Agreement with the Keras model: "
+           "bench/precision.py in the code repository."] if config.get("runtime") else []),
         "",
         "## Results on the official test split",
         "",

@@ -23,15 +23,15 @@ import numpy as np
 from . import card, cli, data, figures, validity
 from .calibration import decision_logit
 from .config import HISTORY_FILE, METRICS_FILE
-from .gradcam import PREDICTED, GradCAM
+from .gradcam import Activations
+from .heatmap import linear_cam
 from .lung_view import LungReader
 from .metrics import evaluate_probs
-from .model import grey_to_rgb, load_model_folder
+from .model import grey_to_rgb, load_model_folder, pediatric_head, pooled_features
 from .segmentation import load_segmenter, postprocess
 from .adults import SOURCE as ADULTS_SOURCE, load_adults
-from .ood import OOD_FILE, OODGuard, pooled_features
+from .ood import OOD_FILE, OODGuard
 from .population import POPULATION_FILE, Population, answer
-from .predictor import pediatric_head
 from .training import log, predict_logits
 
 
@@ -42,16 +42,20 @@ def _validity(net, config: dict, variant: str, geometry, canons: np.ndarray, lab
     ok = np.asarray([lu.found for lu in lungs])
     masks = np.stack([lu.mask for lu, k in zip(lungs, ok) if k])
     canons, labels = canons[ok], labels[ok]
-    # One GradCAM graph; the decision logit from the folder's calibration, as the app uses it.
+    # Grad-CAM as the app computes it (from the forward pass), for the class
+    # decided at the folder's calibrated threshold.
     threshold_logit = decision_logit(config["temperature"], config["threshold"])
-    cam = GradCAM(net, config.get("last_conv_layer", "conv5_block3_out"))
+    forward = Activations(net, config.get("last_conv_layer", "conv5_block3_out"))
+    head = pediatric_head(net, config)
 
     def logits(views):
         return predict_logits(net, grey_to_rgb(views), 32)
 
     def cams(views):
-        out = [cam(grey_to_rgb(views[i:i + 32]), PREDICTED, threshold_logit) for i in range(0, len(views), 32)]
-        return np.concatenate([o[0] for o in out]), np.concatenate([o[1] for o in out])
+        acts = [forward(grey_to_rgb(views[i:i + 32])) for i in range(0, len(views), 32)]
+        activations, pooled = np.concatenate([a for a, _ in acts]), np.concatenate([p for _, p in acts])
+        z = head.logits(pooled)
+        return z, linear_cam(activations, head.w, z >= threshold_logit)
 
     result = {"without_lungs": int((~ok).sum()),
               **validity.auc_tests(logits, canons, masks, labels, variant, seed=seed)}

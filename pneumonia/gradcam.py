@@ -1,5 +1,7 @@
 """Grad-CAM (Selvaraju et al. 2017) for the one-logit classifier.
 
+The tape-based reference: serving reads Grad-CAM from one forward pass
+(`heatmap.linear_cam`, exact for this head), and the tests hold the two equal.
 `CAM` holds what every class-activation method shares: one compiled call that
 returns the logit, the map and the pooled features (for the out-of-distribution
 guard) together, so explaining costs a single forward pass plus the (cheap)
@@ -8,15 +10,15 @@ how channels are weighted.
 """
 from __future__ import annotations
 
-import cv2
 import keras
 import numpy as np
 import tensorflow as tf
 
 from .config import IMAGE_SIZE, LAST_CONV_LAYER
-from .lung_view import draw_outline
+from .heatmap import PREDICTED, linear_cam, overlay
 
-PREDICTED = -1  # target: the class decided at the operating threshold
+__all__ = ["PREDICTED", "Activations", "CAM", "GradCAM", "linear_cam", "overlay"]
+
 POOLED_LAYER = "avg_pool"
 
 
@@ -83,42 +85,3 @@ class Activations:
     def __call__(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         activations, pooled = self._call(tf.convert_to_tensor(images, tf.float32))
         return activations.numpy(), pooled.numpy()
-
-
-def linear_cam(activations: np.ndarray, weights: np.ndarray, positive: np.ndarray) -> np.ndarray:
-    """Grad-CAM of logit = mean over positions of activations . weights + b.
-
-    The logit's gradient with respect to every position is weights / (H W),
-    so Grad-CAM's channel weights are the head's weights (the constant cancels
-    in the normalisation): exact, with no gradient computed. `positive` (B,)
-    says, per image, whether the map explains PNEUMONIA (+logit) or NORMAL.
-    Returns (B, H, W) in [0, 1].
-    """
-    sign = np.where(np.asarray(positive, bool), 1.0, -1.0)[:, None, None]
-    cam = np.maximum(np.einsum("bhwc,c->bhw", activations, np.asarray(weights, np.float32)) * sign, 0.0)
-    peak = cam.max(axis=(1, 2), keepdims=True)
-    return np.divide(cam, peak, out=np.zeros_like(cam), where=peak > 0)
-
-
-def overlay(grey: np.ndarray, heat: np.ndarray, outline: np.ndarray | None = None,
-            region: np.ndarray | None = None, alpha: float = 0.4) -> np.ndarray:
-    """Blend a [0, 1] map over a (H, W) uint8 X-ray at the X-ray's own size.
-
-    `heat`: any size (a 7x7 map is stretched over the image, a full-size map
-    from `lung_view.to_image` is used as it is). `outline`: an optional (H, W)
-    lung mask whose contour is drawn in white, so a user sees where the lungs
-    were found. `region`: an optional (H, W) bool mask of what the model read;
-    outside it the X-ray is left uncoloured. Returns (H, W, 3) uint8 RGB: JET
-    colormap (red = most influence).
-    """
-    h, w = grey.shape[:2]
-    heat = np.asarray(heat, np.float32)
-    if heat.shape != (h, w):
-        heat = cv2.resize(heat, (w, h), interpolation=cv2.INTER_CUBIC)
-    heat = np.uint8(np.clip(heat, 0, 1) * 255)
-    colored = cv2.cvtColor(cv2.applyColorMap(heat, cv2.COLORMAP_JET), cv2.COLOR_BGR2RGB)
-    base = cv2.cvtColor(grey, cv2.COLOR_GRAY2RGB)
-    out = cv2.addWeighted(colored, alpha, base, 1 - alpha, 0)
-    if region is not None:
-        out[~region] = base[~region]
-    return out if outline is None else draw_outline(out, outline)

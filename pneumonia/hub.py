@@ -22,13 +22,16 @@ from huggingface_hub.errors import (HfHubHTTPError, LocalEntryNotFoundError,
 from huggingface_hub.utils._http import default_client_factory
 
 from .config import (CARD_FILE, CONFIG_FILE, HUB_CONNECT_TIMEOUT, HUB_READ_TIMEOUT,
-                     METRICS_FILE, MODEL_FILE, ROOT, SEGMENTER_FILE, SPACE_FILES)
+                     METRICS_FILE, MODEL_FILE, ROOT, SPACE_FILES)
+from .folder import ModelFolderError, read_config
 from .ood import OOD_FILE
 from .population import POPULATION_FILE
+from .runtime import RUNTIME_FILES, ir_files
 
 PUBLISHED_FILES = (MODEL_FILE, CONFIG_FILE, METRICS_FILE, CARD_FILE)
-# What the app downloads: the networks and what it shows about them.
-SERVED_PATTERNS = [MODEL_FILE, SEGMENTER_FILE, CONFIG_FILE, METRICS_FILE, CARD_FILE, OOD_FILE, POPULATION_FILE]
+# What the app downloads: the exported networks and what it shows about them
+# (the Keras files stay in the repo for training and evaluation, not for serving).
+SERVED_PATTERNS = [*RUNTIME_FILES, CONFIG_FILE, METRICS_FILE, CARD_FILE, OOD_FILE, POPULATION_FILE]
 
 
 class HubError(RuntimeError):
@@ -40,17 +43,18 @@ def check_model_folder(folder: str | Path) -> Path:
     folder = Path(folder)
     if not folder.is_dir():
         raise HubError(f"Not a folder: {folder}")
-    missing = [f for f in PUBLISHED_FILES if not (folder / f).is_file()]
-    if missing:
-        raise HubError(f"{folder} is not a model folder: missing {', '.join(missing)}")
     try:
-        config = json.loads((folder / CONFIG_FILE).read_text())
-    except json.JSONDecodeError as e:
-        raise HubError(f"{folder / CONFIG_FILE} is not valid JSON ({e})") from None
+        config = read_config(folder, needs=PUBLISHED_FILES)
+    except ModelFolderError as e:
+        raise HubError(str(e)) from None
     lungs = config.get("lungs")
     if lungs and not (folder / lungs["file"]).is_file():
         raise HubError(f"{folder} is not a model folder: its config names the segmenter {lungs['file']}, "
                        "which is missing")
+    missing = [f for f in ir_files(config) if not (folder / f).is_file()] if config.get("runtime") else ["runtime"]
+    if missing:
+        raise HubError(f"{folder} lacks the exported networks the app serves ({', '.join(missing)}): "
+                       f"run python -m pneumonia.export --model {folder}")
     return folder
 
 
@@ -101,7 +105,8 @@ def deploy_space(space_id: str, private: bool = False, token: str | None = None,
     try:
         api.create_repo(space_id, repo_type="space", space_sdk="gradio", private=private, exist_ok=True)
         info = api.upload_folder(folder_path=root, repo_id=space_id, repo_type="space",
-                                 allow_patterns=SPACE_FILES, commit_message="Deploy the pneumonia X-ray demo")
+                                 allow_patterns=SPACE_FILES + [f"model/{p}" for p in SERVED_PATTERNS],
+                                 commit_message="Deploy the pneumonia X-ray demo")
     except Exception as e:
         raise _explain(e, space_id) from None
     return info.commit_url, info.oid

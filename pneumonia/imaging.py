@@ -18,7 +18,7 @@ from .config import IMAGE_SIZE
 from .dicom import load_dicom
 from .pixels import MAX_PIXELS, MIN_SIDE, ImageError, check_size, stretch_to_uint8, too_large
 
-__all__ = ["ImageError", "MAX_PIXELS", "MIN_SIDE", "canonical", "load_image", "stretch_to_uint8",
+__all__ = ["ImageError", "MAX_PIXELS", "MIN_SIDE", "canonical", "grey_to_rgb", "load_image", "stretch_to_uint8",
            "to_model_input"]
 
 
@@ -105,6 +105,11 @@ def canonical(grey: np.ndarray) -> np.ndarray:
     shrinking = h * w > IMAGE_SIZE * IMAGE_SIZE
     return cv2.resize(grey, (IMAGE_SIZE, IMAGE_SIZE),
                       interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR)
+
+
+def grey_to_rgb(images: np.ndarray) -> np.ndarray:
+    """(..., H, W) uint8 greyscale -> (..., H, W, 3) float32, the model's input."""
+    return np.repeat(images[..., None], 3, axis=-1).astype(np.float32)
 
 
 def to_model_input(grey: np.ndarray) -> np.ndarray:

@@ -14,13 +14,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
 
 from .config import IMAGE_SIZE, LUNG_DILATION, LUNG_MARGIN, LUNG_VARIANTS
-from .data import TrainSplit
 from .segmentation import Lungs, Segmenter, load_segmenter, postprocess
+
+if TYPE_CHECKING:  # training's data module (scikit-learn) stays out of the serving path
+    from .data import TrainSplit
 
 
 @dataclass(frozen=True)
@@ -130,13 +133,14 @@ class LungReader:
         self.segmenter, self.variant, self.margin, self.dilation = segmenter, variant, margin, dilation
 
     @classmethod
-    def from_config(cls, folder: str | Path, config: dict) -> "LungReader":
-        """The folder's `lungs` settings; folders without them read the whole image."""
+    def from_config(cls, folder: str | Path, config: dict, exported: bool = False) -> "LungReader":
+        """The folder's `lungs` settings; folders without them read the whole image.
+        `exported`: run the segmenter's OpenVINO export instead of the Keras file."""
         lungs = config.get("lungs")
         if not lungs:
             return cls(None)
-        return cls(load_segmenter(Path(folder) / lungs["file"]), lungs["variant"],
-                   lungs["margin"], lungs["dilation"])
+        file = config["runtime"]["segmenter"] if exported else lungs["file"]
+        return cls(load_segmenter(Path(folder) / file), lungs["variant"], lungs["margin"], lungs["dilation"])
 
     def find(self, canons: np.ndarray) -> list[Lungs | None]:
         """The post-processed lungs of each canonical image (None without a segmenter)."""
@@ -155,7 +159,7 @@ class LungReader:
         return (np.stack([v for v, _ in out]) if out else canons[:0],
                 [b for _, b in out], lungs, found)
 
-    def read_split(self, split: TrainSplit) -> tuple[TrainSplit, dict[str, int]]:
+    def read_split(self, split: "TrainSplit") -> tuple["TrainSplit", dict[str, int]]:
         """A `data.TrainSplit` of canonical images -> the same split of classifier
         inputs, without the images whose lungs were not found (counted per part)."""
         if self.variant == "full":

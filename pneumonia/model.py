@@ -5,22 +5,20 @@ One flat functional graph from RGB pixels to a logit, so Grad-CAM can reach
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import keras
 import numpy as np
 import tensorflow as tf
 
-from .config import (CACHE_LAYER, CONFIG_FILE, IMAGE_SIZE, IMAGENET_BGR_MEAN,
-                     MODEL_FILE)
+from .config import CACHE_LAYER, IMAGE_SIZE, IMAGENET_BGR_MEAN, MODEL_FILE
+from .folder import ModelFolderError, read_config
+from .imaging import grey_to_rgb
+
+__all__ = ["ModelFolderError", "grey_to_rgb"]
 
 # Blocks per ResNet50 stage, used to re-run the later stages on cached activations.
 STAGES = {"conv2": 3, "conv3": 4, "conv4": 6, "conv5": 3}
-
-
-class ModelFolderError(ValueError):
-    """A model folder that is missing files or holds something we can't load."""
 
 
 def preprocessing_layer() -> keras.layers.Layer:
@@ -66,10 +64,6 @@ def build_model(weights: str | None = "imagenet", dropout: float = 0.3) -> keras
                 model.get_layer(layer.name).set_weights(layer.get_weights())
     return model
 
-
-def grey_to_rgb(images: np.ndarray) -> np.ndarray:
-    """(..., H, W) uint8 greyscale -> (..., H, W, 3) float32, the model's input."""
-    return np.repeat(images[..., None], 3, axis=-1).astype(np.float32)
 
 
 def predict_batched(net: keras.Model, x: np.ndarray, batch_size: int = 64) -> np.ndarray:
@@ -142,18 +136,22 @@ def set_fine_tuning(model: keras.Model, fine_tune_from: str) -> None:
 def load_model_folder(folder: str | Path) -> tuple[keras.Model, dict]:
     """Load `model.keras` and `config.json` from a model folder."""
     folder = Path(folder)
-    missing = [f for f in (MODEL_FILE, CONFIG_FILE) if not (folder / f).is_file()]
-    if missing:
-        raise ModelFolderError(f"Model folder {folder} is missing {', '.join(missing)}")
-    try:
-        config = json.loads((folder / CONFIG_FILE).read_text())
-    except json.JSONDecodeError as e:
-        raise ModelFolderError(f"{folder / CONFIG_FILE} is not valid JSON ({e})") from None
-    for key in ("class_names", "threshold", "temperature", "input_size"):
-        if key not in config:
-            raise ModelFolderError(f"{folder / CONFIG_FILE} lacks the key {key!r}")
+    config = read_config(folder, needs=(MODEL_FILE,))
     try:
         model = keras.saving.load_model(folder / MODEL_FILE, compile=False)
     except Exception as e:  # Keras raises many types for a bad archive
         raise ModelFolderError(f"{folder / MODEL_FILE} is not a loadable Keras model ({e})") from None
     return model, config
+
+
+def pooled_features(net: keras.Model, images: np.ndarray, batch_size: int = 32) -> np.ndarray:
+    """(n, 224, 224) uint8 greyscale -> (n, 2048) pooled backbone features."""
+    features = keras.Model(net.input, net.get_layer("avg_pool").output)
+    return predict_batched(features, grey_to_rgb(images), batch_size)
+
+
+def pediatric_head(model: keras.Model, config: dict):
+    """The model's own last layer, with the folder's temperature and threshold."""
+    from .population import LinearHead
+    w, b = (np.asarray(v, np.float64) for v in model.get_layer("logit").get_weights())
+    return LinearHead(w[:, 0], float(b[0]), float(config["temperature"]), float(config["threshold"]))

@@ -20,12 +20,10 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-import keras
 import numpy as np
 from threadpoolctl import ThreadpoolController
 
 from .config import CONFIG_FILE
-from .model import grey_to_rgb, predict_batched
 
 OOD_FILE = "ood.npz"
 COMPONENTS = 256
@@ -87,17 +85,11 @@ def fit(train_features: np.ndarray, val_features: np.ndarray, k: int = COMPONENT
     return guard
 
 
-def pooled_features(net: keras.Model, images: np.ndarray, batch_size: int = 32) -> np.ndarray:
-    """(n, 224, 224) uint8 greyscale -> (n, 2048) pooled backbone features."""
-    features = keras.Model(net.input, net.get_layer("avg_pool").output)
-    return predict_batched(features, grey_to_rgb(images), batch_size)
-
-
 def fit_folder(model_dir: str | Path, data_dir: str | Path) -> OODGuard:
     """Fit the guard for a trained model folder on its own patient split."""
     from . import data
     from .lung_view import LungReader
-    from .model import load_model_folder
+    from .model import load_model_folder, pooled_features
     from .training import log
     folder = Path(model_dir)
     net, config = load_model_folder(folder)

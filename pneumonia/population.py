@@ -27,8 +27,6 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
-from sklearn.linear_model import LogisticRegression
-from sklearn.metrics import roc_auc_score
 
 from . import calibration
 from .config import CONFIG_FILE, TARGET_SENSITIVITY
@@ -109,6 +107,7 @@ def fit_gate(children: np.ndarray, adults: np.ndarray, val_children: np.ndarray,
     """The logistic 'unlike the training children' score. Each C's threshold
     keeps KEEP_CHILDREN of validation children; the C that flags the most
     validation adults wins (ties: the stronger regularisation)."""
+    from sklearn.linear_model import LogisticRegression
     x = np.concatenate([children, adults])
     y = np.r_[np.zeros(len(children), int), np.ones(len(adults), int)]
     table, best = [], None
@@ -128,6 +127,8 @@ def fit_adult_head(children: np.ndarray, y_children: np.ndarray, adults: np.ndar
     """The last layer refitted on children + adults; the candidate with the best
     adult validation ROC AUC, its temperature (NLL) and threshold (sensitivity
     TARGET_SENSITIVITY) fitted on the same adult validation part."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import roc_auc_score
     x = np.concatenate([children, adults])
     y = np.r_[y_children, y_adults]
     table, best = [], None
@@ -152,6 +153,7 @@ def paired_difference(y: np.ndarray, served: tuple[np.ndarray, np.ndarray], befo
                       n: int = 1000, seed: int = 0) -> dict:
     """Served minus before (pediatric head alone) on the same images: ROC AUC
     and accuracy, each with a paired bootstrap 95% interval."""
+    from sklearn.metrics import roc_auc_score
     from .metrics import threshold_metrics
     (p, t), (p0, t0) = served, before
     rng = np.random.default_rng(seed)
@@ -170,14 +172,13 @@ def paired_difference(y: np.ndarray, served: tuple[np.ndarray, np.ndarray], befo
 def fit_folder(model_dir: str | Path, data_dir: str | Path, adults_dir: str | Path) -> Population:
     """Fit the chest-X-ray guard (ood.npz), the population score and the adult
     head (population.npz) for a model folder; record how in its config."""
+    from sklearn.metrics import roc_auc_score
     from . import data
     from .adults import SOURCE, load_adults
     from .lung_view import LungReader
     from . import augment
     from .config import STRESS_COPIES
-    from .model import load_model_folder
-    from .ood import pooled_features
-    from .predictor import pediatric_head
+    from .model import load_model_folder, pediatric_head, pooled_features
     from .training import log
     folder = Path(model_dir)
     net, config = load_model_folder(folder)

@@ -1,28 +1,28 @@
-"""From an image file to a calibrated answer, who it is valid for, and its Grad-CAM overlay."""
+"""From an image file to a calibrated answer, who it is valid for, and its Grad-CAM overlay.
+
+No TensorFlow here: the networks come in as plain callables (the OpenVINO
+runtime at serving, `gradcam.Activations` over a Keras model elsewhere).
+"""
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
-import keras
 import numpy as np
 
 from .config import NO_LUNGS
-from .gradcam import PREDICTED, Activations, linear_cam, overlay
-from .imaging import ImageError, canonical, load_image
+from .heatmap import PREDICTED, linear_cam, overlay
+from .imaging import ImageError, canonical, grey_to_rgb, load_image
 from .lung_view import LungReader, mask_to_image, to_image
-from .model import grey_to_rgb
 from .ood import VERDICT, OODGuard
 from .population import LinearHead, Population, answer
+
+# RGB (n, 224, 224, 3) -> (last conv block (n, 7, 7, C), pooled features (n, C))
+Forward = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
 
 
 class NoLungsError(ImageError):
     """No plausible pair of lungs: the image is refused like any unreadable input."""
-
-
-def pediatric_head(model: keras.Model, config: dict) -> LinearHead:
-    """The model's own last layer, with the folder's temperature and threshold."""
-    w, b = (np.asarray(v, np.float64) for v in model.get_layer("logit").get_weights())
-    return LinearHead(w[:, 0], float(b[0]), float(config["temperature"]), float(config["threshold"]))
 
 
 class Predictor:
@@ -30,12 +30,14 @@ class Predictor:
 
     One forward pass gives the last conv block and the pooled features; the
     guard, the population score, the head's logit and its Grad-CAM (exact for
-    this head, `gradcam.linear_cam`) are all read from those.
+    this head, `heatmap.linear_cam`) are all read from those.
     """
 
-    def __init__(self, model: keras.Model, config: dict, version: str = "local",
+    def __init__(self, forward: Forward, head: LinearHead, config: dict, version: str = "local",
                  guard: OODGuard | None = None, reader: LungReader | None = None,
                  population: Population | None = None, notice: str | None = None):
+        self.forward = forward
+        self.head = head
         self.config = config
         self.guard = guard
         self.population = population
@@ -43,9 +45,7 @@ class Predictor:
         self.version = version
         self.reader = reader or LungReader(None)
         self.classes = list(config["class_names"])
-        self.head = pediatric_head(model, config)
-        self.threshold = self.head.threshold
-        self.forward = Activations(model, config.get("last_conv_layer", "conv5_block3_out"))
+        self.threshold = head.threshold
 
     def _who(self, pooled: np.ndarray) -> dict:
         """Is it a chest X-ray (guard), and is it like the training children (population)?"""

@@ -2,7 +2,9 @@
 
 The network (Ronneberger et al. 2015, narrowed) maps the canonical 224x224
 greyscale image, shrunk to `SEG_SIZE`, to a per-pixel lung probability. It is
-built from Keras's own layers only, so `lungs.keras` loads without custom code.
+built from Keras's own layers only, so `lungs.keras` loads without custom code;
+at serving it runs as an OpenVINO IR (`runtime.SegmenterNet`), so this module
+imports Keras only where a Keras network is built or loaded.
 Post-processing keeps the two largest components, fills their holes, and
 accepts them only if they look like a pair of lungs; otherwise the caller is
 told that no lung fields were found, rather than given a guess.
@@ -11,11 +13,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from pathlib import Path
+
 import cv2
-import keras
 import numpy as np
-import tensorflow as tf
-from scipy import ndimage
 
 from .config import IMAGE_SIZE, SEG_SIZE, SEG_WIDTH
 
@@ -37,6 +38,7 @@ MIN_CERTAINTY = 0.85
 
 
 def _conv_block(x, filters: int, name: str):
+    import keras
     for i in (1, 2):
         x = keras.layers.Conv2D(filters, 3, padding="same", use_bias=False, name=f"{name}_conv{i}")(x)
         x = keras.layers.BatchNormalization(name=f"{name}_bn{i}")(x)
@@ -44,8 +46,9 @@ def _conv_block(x, filters: int, name: str):
     return x
 
 
-def build_segmenter(size: int = SEG_SIZE, width: int = SEG_WIDTH, depth: int = 4) -> keras.Model:
-    """(size, size, 1) greyscale in [0, 255] -> (size, size, 1) lung probability."""
+def build_segmenter(size: int = SEG_SIZE, width: int = SEG_WIDTH, depth: int = 4):
+    """(size, size, 1) greyscale in [0, 255] -> (size, size, 1) lung probability (a keras.Model)."""
+    import keras
     inputs = keras.Input((size, size, 1), name="xray")
     x = keras.layers.Rescaling(1 / 255.0, name="scale")(inputs)
     skips = []
@@ -69,19 +72,27 @@ def shrink(images: np.ndarray, size: int = SEG_SIZE) -> np.ndarray:
 
 
 class Segmenter:
-    """A loaded segmenter: canonical 224 images -> lung probability at 224."""
+    """A loaded segmenter: canonical 224 images -> lung probability at 224.
 
-    def __init__(self, net: keras.Model):
+    `net`: the Keras model (training, evaluation) or a `runtime.SegmenterNet`
+    (serving); both map (n, size, size, 1) to (n, size, size, 1)."""
+
+    def __init__(self, net):
         self.net = net
-        self.size = int(net.inputs[0].shape[1])
-        self._call = tf.function(lambda x: net(x, training=False), input_signature=[
-            tf.TensorSpec((None, self.size, self.size, 1), tf.float32)])
+        if hasattr(net, "inputs"):  # Keras: compile its forward pass once
+            import tensorflow as tf
+            self.size = int(net.inputs[0].shape[1])
+            forward = tf.function(lambda x: net(x, training=False), input_signature=[
+                tf.TensorSpec((None, self.size, self.size, 1), tf.float32)])
+            self._call = lambda x: forward(x).numpy()
+        else:
+            self.size, self._call = net.size, net
 
     def probability(self, images: np.ndarray, batch_size: int = 32) -> np.ndarray:
         """(N, 224, 224) uint8 -> (N, 224, 224) float32 in [0, 1]."""
         out = np.zeros((len(images), IMAGE_SIZE, IMAGE_SIZE), np.float32)
         for start in range(0, len(images), batch_size):
-            p = self._call(shrink(images[start:start + batch_size], self.size)).numpy()[..., 0]
+            p = self._call(shrink(images[start:start + batch_size], self.size))[..., 0]
             for i, m in enumerate(p):
                 out[start + i] = cv2.resize(m, (IMAGE_SIZE, IMAGE_SIZE), interpolation=cv2.INTER_LINEAR)
         return out
@@ -121,8 +132,16 @@ def postprocess(probability: np.ndarray, threshold: float = 0.5) -> Lungs:
         return Lungs(None, "the two regions do not lie side by side")
     mask = np.zeros((h, w), bool)
     for c in (a, b):
-        mask |= ndimage.binary_fill_holes(labels == c)
+        mask |= fill_holes(labels == c)
     return Lungs(mask, "")
+
+
+def fill_holes(mask: np.ndarray) -> np.ndarray:
+    """Background not 4-connected to the border becomes foreground (what
+    scipy.ndimage.binary_fill_holes does; OpenCV keeps scipy out of the app)."""
+    n, labels = cv2.connectedComponents((~mask).astype(np.uint8), connectivity=4)
+    outside = np.unique(np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]]))
+    return mask | (~mask & ~np.isin(labels, outside))
 
 
 def dice(pred: np.ndarray, truth: np.ndarray) -> float:
@@ -143,12 +162,16 @@ class SegmenterError(ValueError):
     """A segmenter file that is missing or not loadable."""
 
 
-def load_segmenter(path) -> Segmenter:
-    """Load `lungs.keras` (built-in Keras layers only: no custom objects needed)."""
-    from pathlib import Path
+def load_segmenter(path: str | Path) -> Segmenter:
+    """Load `lungs.keras` (built-in Keras layers only: no custom objects needed),
+    or its OpenVINO export `lungs.xml` (forward only, no TensorFlow)."""
     path = Path(path)
     if not path.is_file():
         raise SegmenterError(f"Lung segmenter not found: {path}")
+    if path.suffix == ".xml":
+        from .runtime import SegmenterNet
+        return Segmenter(SegmenterNet(path))
+    import keras
     try:
         return Segmenter(keras.saving.load_model(path, compile=False))
     except Exception as e:  # Keras raises many types for a bad archive

@@ -7,14 +7,24 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from .config import EMBEDDED_MODEL_DIR, HUB_MODEL_REPO, METRICS_FILE
+import numpy as np
+
+from .config import EMBEDDED_MODEL_DIR, HUB_MODEL_REPO, METRICS_FILE, RUNTIME_PRECISION
 from .hub import HubError, fetch_model
+from .folder import ModelFolderError, read_config
 from .lung_view import LungReader
-from .model import ModelFolderError, load_model_folder
 from .ood import OOD_FILE, OODGuard
-from .population import POPULATION_FILE, Population
-from .predictor import Predictor
+from .population import POPULATION_FILE, LinearHead, Population
+from .predictor import Forward, Predictor
+from .runtime import ir_files
 from .segmentation import SegmenterError
+
+# "openvino" serves the exported networks (no TensorFlow); "keras" the Keras
+# files through TensorFlow (the reference the benchmarks compare against).
+RUNTIMES = ("openvino", "keras")
+# OpenVINO's inference precision; PNEUMONIA_PRECISION overrides the config's
+# (bench/precision.py says whether another one gives the same answers).
+PRECISIONS = ("f32", "bf16")
 
 log = logging.getLogger(__name__)
 
@@ -93,40 +103,80 @@ def local_revision(config_commit: str | None) -> str:
     return f"embedded@{(config_commit or 'unknown')[:12]}"
 
 
-def load_folder(folder: str | Path, source: str, origin: str, revision: str | None = None) -> ServedModel:
+def _networks(folder: Path, config: dict, runtime: str) -> tuple[Forward, LinearHead, LungReader]:
+    """The classifier's forward pass, its last layer and the lung reader."""
+    if runtime == "keras":
+        from .gradcam import Activations
+        from .model import load_model_folder, pediatric_head
+        net, config = load_model_folder(folder)
+        return Activations(net), pediatric_head(net, config), LungReader.from_config(folder, config)
+    if not config.get("runtime"):
+        raise ModelFolderError(f"{folder} has no exported networks: run python -m pneumonia.export --model {folder}")
+    missing = [f for f in ir_files(config) if not (folder / f).is_file()]
+    if missing:
+        raise ModelFolderError(f"Model folder {folder} is missing {', '.join(missing)}")
+    from .runtime import Classifier, SegmenterNet
+    from .segmentation import Segmenter
+    rt = config["runtime"]
+    precision = os.environ.get("PNEUMONIA_PRECISION") or RUNTIME_PRECISION
+    if precision not in PRECISIONS:
+        raise ValueError(f"PNEUMONIA_PRECISION must be one of {', '.join(PRECISIONS)}, not {precision!r}")
+    with np.load(folder / rt["head"]) as f:
+        head = LinearHead(f["w"].astype(np.float64), float(f["b"]), float(config["temperature"]),
+                          float(config["threshold"]))
+    forward = Classifier(folder / rt["classifier"], precision)
+    reader = LungReader.from_config(folder, config, exported=True)
+    if reader.segmenter is not None and precision != RUNTIME_PRECISION:
+        reader.segmenter = Segmenter(SegmenterNet(folder / rt["segmenter"], precision))
+    # The first request pays no compilation: both networks run once now.
+    forward(np.zeros((1, 224, 224, 3), np.float32))
+    if reader.segmenter is not None:
+        reader.segmenter.probability(np.zeros((1, 224, 224), np.uint8))
+    return forward, head, reader
+
+
+def load_folder(folder: str | Path, source: str, origin: str, revision: str | None = None,
+                runtime: str = "openvino") -> ServedModel:
     """Load a model folder into a ready Predictor. A folder that did not come
     from the Hub is versioned by the code commit that trained it."""
     folder = Path(folder)
-    net, config = load_model_folder(folder)
+    config = read_config(folder)
     revision = revision or local_revision(config.get("git_commit"))
     metrics_path = folder / METRICS_FILE
     metrics = json.loads(metrics_path.read_text()) if metrics_path.is_file() else None
     guard = OODGuard.load(folder / OOD_FILE) if (folder / OOD_FILE).is_file() else None
     population = Population.load(folder / POPULATION_FILE) if (folder / POPULATION_FILE).is_file() else None
     try:
-        reader = LungReader.from_config(folder, config)
+        forward, head, reader = _networks(folder, config, runtime)
     except SegmenterError as e:
         raise ModelFolderError(str(e)) from None
-    predictor = Predictor(net, config, revision, guard, reader, population, population_notice(config, metrics))
+    predictor = Predictor(forward, head, config, revision, guard, reader, population,
+                          population_notice(config, metrics))
     return ServedModel(predictor, folder, source, origin, revision, metrics)
 
 
-def load(source: str | Path | None = None, revision: str | None = None) -> ServedModel:
+def load(source: str | Path | None = None, revision: str | None = None, runtime: str = "openvino") -> ServedModel:
     """Load the model named by `source`: a local model folder, or a Hub repo id
     (default `HUB_MODEL_REPO`) at `revision`. When the Hub model can't be had
     (no network and nothing cached, unknown repo, incomplete download), serve
     the committed `model/` folder and say why."""
     requested = str(source or HUB_MODEL_REPO)
     if Path(requested).is_dir():
-        return load_folder(requested, requested, f"local folder `{requested}`")
+        return load_folder(requested, requested, f"local folder `{requested}`", runtime=runtime)
     try:
         folder, commit = fetch_model(requested, revision)
-        return load_folder(folder, requested, f"Hub repo `{requested}`", commit)
+        return load_folder(folder, requested, f"Hub repo `{requested}`", commit, runtime)
     except (HubError, ModelFolderError) as e:
         log.warning("serving the committed model: %s", e)
-        return load_folder(EMBEDDED_MODEL_DIR, requested, f"the committed `model/` folder (fallback: {e})")
+        return load_folder(EMBEDDED_MODEL_DIR, requested, f"the committed `model/` folder (fallback: {e})",
+                           runtime=runtime)
 
 
 def load_from_environment() -> ServedModel:
-    """`PNEUMONIA_MODEL` (Hub repo id or folder) and `PNEUMONIA_MODEL_REVISION`."""
-    return load(os.environ.get("PNEUMONIA_MODEL") or None, os.environ.get("PNEUMONIA_MODEL_REVISION") or None)
+    """`PNEUMONIA_MODEL` (Hub repo id or folder), `PNEUMONIA_MODEL_REVISION` and
+    `PNEUMONIA_RUNTIME` (openvino, the default, or keras)."""
+    runtime = os.environ.get("PNEUMONIA_RUNTIME") or "openvino"
+    if runtime not in RUNTIMES:
+        raise ValueError(f"PNEUMONIA_RUNTIME must be one of {', '.join(RUNTIMES)}, not {runtime!r}")
+    return load(os.environ.get("PNEUMONIA_MODEL") or None, os.environ.get("PNEUMONIA_MODEL_REVISION") or None,
+                runtime)

@@ -69,9 +69,8 @@ def test_each_dicom_variant_decodes_to_the_xray(grey):
         assert np.abs(load_image(data).astype(int) - grey).max() <= 1, name
 
 
-def test_prediction_on_dicom_equals_prediction_on_png(grey, shipped):
-    from pneumonia.predictor import Predictor
-    predictor = Predictor(*shipped)
+def test_prediction_on_dicom_equals_prediction_on_png(grey, shipped_served):
+    predictor = shipped_served.predictor
     png = io.BytesIO()
     Image.fromarray(grey).save(png, format="PNG")
     expected = predictor.analyze(png.getvalue())

@@ -5,7 +5,8 @@ import pytest
 import tensorflow as tf
 from conftest import EXAMPLES
 
-from pneumonia.gradcam import PREDICTED, Activations, GradCAM, linear_cam, overlay
+from pneumonia.gradcam import PREDICTED, Activations, GradCAM
+from pneumonia.heatmap import linear_cam, overlay
 from pneumonia.imaging import load_image, to_model_input
 
 

@@ -39,6 +39,8 @@ def make_tiny_folder(folder, threshold=0.4):
     m = metrics_lib.evaluate_probs(rng.random(50) < 0.5, rng.random(50), threshold, bootstrap=20)
     (folder / "metrics.json").write_text(json.dumps(m))
     (folder / "README.md").write_text("---\nlicense: cc-by-4.0\n---\n# tiny test model\n")
+    from pneumonia.export import export_folder
+    export_folder(folder)  # the networks the app serves, as OpenVINO IR
     return model(PROBE).numpy()[:, 0]
 
 
@@ -91,7 +93,8 @@ def test_push_then_pull_by_repo_id_and_pinned_revision(hub, tmp_path):
     assert f"/tester/tiny/commit/{first}" in pushed.stdout
     repo = hub.state.repos[("model", "tester/tiny")]
     assert len(repo.commits) == 1  # the whole folder in one commit
-    assert set(repo.commits[first]) == {"model.keras", "lungs.keras", "config.json", "metrics.json", "README.md"}
+    assert set(repo.commits[first]) == {"model.keras", "lungs.keras", "config.json", "metrics.json", "README.md",
+                                        "classifier.xml", "classifier.bin", "lungs.xml", "lungs.bin", "head.npz"}
     assert repo.messages[first].startswith("Upload model: test accuracy")
 
     # A second version with another threshold; main now points at it.
@@ -104,7 +107,8 @@ def test_push_then_pull_by_repo_id_and_pinned_revision(hub, tmp_path):
 
     pinned = load_via_app_loader(env, "tester/tiny", first)
     assert pinned["revision"] == first and pinned["threshold"] == 0.4
-    np.testing.assert_allclose(pinned["logits"], expected, rtol=1e-5, atol=1e-5)
+    # Served in bf16 from fp16-stored weights: the Keras logits to a few parts in a thousand.
+    np.testing.assert_allclose(pinned["logits"], expected, rtol=5e-3)
     assert f"`{first}`" in pinned["panel"]
 
     # Second start from the cache: offline mode, then with the Hub gone.
@@ -113,7 +117,7 @@ def test_push_then_pull_by_repo_id_and_pinned_revision(hub, tmp_path):
     hub.stop()
     gone = load_via_app_loader(env, "tester/tiny", first)
     assert gone["origin"] == "Hub repo `tester/tiny`"
-    np.testing.assert_allclose(gone["logits"], expected, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(gone["logits"], expected, rtol=5e-3)
 
 
 def test_falls_back_to_committed_model_fast_when_hub_is_down(tmp_path):
@@ -130,9 +134,9 @@ def test_incomplete_download_is_named_and_falls_back(hub, tmp_path):
     env = env_for(hub.endpoint, tmp_path / "cache", HF_TOKEN=TOKEN)
     assert run(["-m", "pneumonia.hub", "push", str(folder), "tester/broken"], env).returncode == 0
     repo = hub.state.repos[("model", "tester/broken")]
-    del repo.commits[repo.refs["main"]]["model.keras"]  # someone deleted the weights on the Hub
+    del repo.commits[repo.refs["main"]]["classifier.bin"]  # someone deleted the served weights on the Hub
     got = load_via_app_loader(env, "tester/broken")
-    assert "missing model.keras" in got["origin"] and "fallback" in got["origin"]
+    assert "missing classifier.bin" in got["origin"] and "fallback" in got["origin"]
 
 
 def test_push_errors_are_clear(hub, tmp_path):
@@ -150,13 +154,13 @@ def test_push_errors_are_clear(hub, tmp_path):
     assert proc.returncode == 2 and "Could not reach the Hugging Face Hub" in proc.stderr
     (folder / "metrics.json").unlink()
     proc = run(["-m", "pneumonia.hub", "push", str(folder), "tester/x"], env_for(hub.endpoint, tmp_path / "c", HF_TOKEN=TOKEN))
-    assert proc.returncode == 2 and "not a model folder: missing metrics.json" in proc.stderr
+    assert proc.returncode == 2 and "is missing metrics.json" in proc.stderr
 
 
 def test_deploy_space_uploads_the_app(hub, tmp_path):
     root = tmp_path / "repo"
     for rel in ("app.py", "requirements.txt", "README.md", "pneumonia/config.py", "examples/a.jpeg",
-                "model/config.json", "tests/test_x.py", "runs/big.bin"):
+                "model/config.json", "model/classifier.xml", "model/model.keras", "tests/test_x.py", "runs/big.bin"):
         (root / rel).parent.mkdir(parents=True, exist_ok=True)
         (root / rel).write_text(rel)
     code = ("import sys; from pneumonia.hub import deploy_space; "
@@ -166,5 +170,6 @@ def test_deploy_space_uploads_the_app(hub, tmp_path):
     space = hub.state.repos[("space", "tester/demo")]
     assert space.sdk == "gradio"
     files = set(space.commits[space.refs["main"]])
+    # A light Space: the exported networks, not the Keras files.
     assert files == {"app.py", "requirements.txt", "README.md", "pneumonia/config.py",
-                     "examples/a.jpeg", "model/config.json"}
+                     "examples/a.jpeg", "model/config.json", "model/classifier.xml"}

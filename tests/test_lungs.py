@@ -129,3 +129,13 @@ def test_segmenter_is_plain_keras_and_round_trips(tmp_path):
     (tmp_path / "bad.keras").write_bytes(b"not a zip")
     with pytest.raises(SegmenterError, match="not a loadable"):
         load_segmenter(tmp_path / "bad.keras")
+
+
+def test_fill_holes_is_scipys_binary_fill_holes():
+    from scipy import ndimage
+
+    from pneumonia.segmentation import fill_holes
+    rng = np.random.default_rng(0)
+    for _ in range(200):
+        m = rng.random((40, 50)) < rng.uniform(0.2, 0.8)
+        assert np.array_equal(fill_holes(m), ndimage.binary_fill_holes(m))

@@ -56,7 +56,7 @@ def test_shipped_guard_accepts_xrays_and_noise_is_refused_before_it(shipped, shi
         predictor.analyze_array(noise)
     # The guard's refusal: lungs found, features unlike any training X-ray.
     strict = dataclasses.replace(predictor.guard, threshold=0.0)
-    refusing = Predictor(shipped[0], predictor.config, guard=strict, reader=predictor.reader)
+    refusing = Predictor(predictor.forward, predictor.head, predictor.config, guard=strict, reader=predictor.reader)
     refused = refusing.analyze(xrays[0])
     assert refused["is_chest_xray"] is False and refused["verdict"] == ood.VERDICT
     assert refused["decision"] is None and refused["overlay"] is None

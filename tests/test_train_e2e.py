@@ -29,6 +29,7 @@ def test_run_writes_a_loadable_model_folder(trained):
     out, log = trained
     assert "Phase 1" in log and "Phase 2" in log and "Test (12 images)" in log
     for name in ("model.keras", "lungs.keras", "config.json", "history.json", "metrics.json", "README.md", "ood.npz",
+                 "classifier.xml", "classifier.bin", "lungs.xml", "lungs.bin", "head.npz", "population.npz",
                  "confusion_matrix.png", "roc_curve.png", "reliability_diagram.png", "training_curves.png"):
         assert (out / name).is_file(), name
     net, config = load_model_folder(out)

@@ -1,0 +1,31 @@
+"""The JavaScript client (@gradio/client, as an embedding page calls the app)
+against the real app: a label, an overlay and the JSON; a clear message for a
+non-image. Needs Node and `npm ci --prefix tests/js` (scripts/test.sh runs it)."""
+import json
+import shutil
+import subprocess
+
+import pytest
+from conftest import EXAMPLES, ROOT
+
+JS = ROOT / "tests" / "js"
+
+
+def test_js_client_gets_the_answer_and_the_message(app_url, tmp_path):
+    node = shutil.which("node")
+    if node is None:
+        pytest.skip("Node is not installed")
+    if not (JS / "node_modules" / "@gradio" / "client").is_dir():
+        pytest.fail("@gradio/client is not installed: run npm ci --prefix tests/js")
+    junk = tmp_path / "notes.png"
+    junk.write_bytes(b"this is not an image")
+    files = [EXAMPLES / "PNEUMONIA-viral_person1_virus_12.jpeg", junk,
+             EXAMPLES / "ADULT-NIH-no-finding_nih_00001305_001.png"]
+    proc = subprocess.run([node, str(JS / "client.mjs"), app_url, *map(str, files)], capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    child, bad, adult = (json.loads(line) for line in proc.stdout.strip().splitlines())
+    assert child["ok"] and child["label"] == "PNEUMONIA" and child["details"]["decision"] == "PNEUMONIA"
+    assert child["overlay_url"].endswith(".png")
+    assert not bad["ok"] and bad["message"].startswith("This file is not an image we can read")
+    assert adult["ok"] and adult["details"]["in_training_population"] is False
