@@ -93,12 +93,16 @@ def analyze(upload, heatmap_for: str = "decided class"):
     return result["probabilities"], result["overlay"], details
 
 
+# Set when the user first touches the page: answers after that are theirs.
+ON_LOAD_JS = """() => { document.addEventListener("pointerdown", () => { window.pneumoniaAsked = true; }); }"""
 # Above the answer: why there is none, or who it is (not) valid for.
 NOTICE_JS = """(d) => {
   const text = !d ? "" : d.verdict ? `### ${d.verdict}\nNo diagnosis is given for this image.` :
     d.population_notice ? `### ⚠️ Outside the training population\n${d.population_notice}` : "";
-  // On a phone the answer sits below the upload: bring it into view.
-  if (d && window.innerWidth < 700) document.getElementById("answer")?.scrollIntoView({behavior: "smooth"});
+  // On a phone the answer sits below the upload: bring it into view once the
+  // user has asked (not for the example Gradio preloads when the page opens).
+  if (d && window.pneumoniaAsked && window.innerWidth < 700)
+    document.getElementById("answer")?.scrollIntoView({behavior: "smooth"});
   return text;
 }"""
 DECISION_JS = """(d) => !d ? "" : d.verdict ?
@@ -157,4 +161,4 @@ demo.queue(max_size=int(os.environ.get("PNEUMONIA_QUEUE_SIZE", cfg.QUEUE_MAX_SIZ
            default_concurrency_limit=cfg.CONCURRENCY)
 
 if __name__ == "__main__":
-    demo.launch(max_file_size=cfg.MAX_UPLOAD, footer_links=["api"])
+    demo.launch(max_file_size=cfg.MAX_UPLOAD, footer_links=["api"], js=ON_LOAD_JS)

@@ -41,6 +41,8 @@ def test_click_an_example_thumbnail_and_read_the_answer(browser, app_url, width,
     assert thumbs.count() == 8
     assert all(thumbs.nth(i).evaluate("e => e.complete && e.naturalWidth > 0") for i in range(8))
     assert "PNEUMONIA-bacterial" in thumbs.nth(2).get_attribute("src")
+    page.wait_for_timeout(800)  # the preloaded example's answer must not pull the page down
+    assert page.evaluate("window.scrollY") == 0
     page.screenshot(path=str(ARTIFACTS / f"app_{name}_start.png"))
     thumbs.nth(2).click()
     page.locator("#decision").get_by_text("Decision: PNEUMONIA").wait_for(timeout=30_000)
