@@ -160,5 +160,18 @@ with gr.Blocks(title="Pneumonia X-ray classifier with Grad-CAM", analytics_enabl
 demo.queue(max_size=int(os.environ.get("PNEUMONIA_QUEUE_SIZE", cfg.QUEUE_MAX_SIZE)),
            default_concurrency_limit=cfg.CONCURRENCY)
 
+def warm_up(url: str) -> None:
+    """One real request through the server: Gradio's first call sets up its
+    queue, threads and image encoders (~0.35 s here), which the first user
+    should not pay (the networks themselves ran once when the model loaded)."""
+    from gradio_client import Client, handle_file
+    try:
+        Client(url, verbose=False, ssl_verify=False).predict(handle_file(EXAMPLES[0]), api_name="/predict")
+    except Exception as e:  # the app serves anyway; the first request is just slower
+        log.warning("warm-up request failed: %s", e)
+
+
 if __name__ == "__main__":
-    demo.launch(max_file_size=cfg.MAX_UPLOAD, footer_links=["api"], js=ON_LOAD_JS)
+    demo.launch(max_file_size=cfg.MAX_UPLOAD, footer_links=["api"], js=ON_LOAD_JS, prevent_thread_lock=True)
+    warm_up(demo.local_url)
+    demo.block_thread()
