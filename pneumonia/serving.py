@@ -44,14 +44,17 @@ class ServedModel:
             f"**Model**: {self.origin}  ",
             f"**Revision**: `{self.revision}`  ",
             f"**Operating threshold**: P(PNEUMONIA) >= {cfg['threshold']:.3f} "
-            f"({cfg.get('threshold_rule', '')}); temperature {cfg['temperature']:.3f}.",
+            f"({cfg.get('threshold_rule', '')}); temperature {cfg['temperature']:.3f}"
+            + (f"; for X-rays outside the training population, the adult head's "
+               f"{cfg['population']['adult_head']['threshold']:.3f}." if cfg.get("population") else "."),
         ]
         m = self.metrics
         if m:
             t, ci = m["at_threshold"], m["ci95_at_threshold"]
             lines += [
                 "",
-                f"Test split ({m['n']} images, never used to choose anything), at the threshold:",
+                f"Test split ({m['n']} images, never used to choose anything), as served, at the operating "
+                "threshold(s):",
                 "",
                 "| accuracy | sensitivity | specificity | ROC AUC | PR AUC | Brier | ECE |",
                 "|---|---|---|---|---|---|---|",
@@ -71,8 +74,9 @@ class ServedModel:
             lines += ["", f"On {after['n']} held-out adult X-rays from another hospital (NIH, noisy labels) its ROC "
                       f"AUC is {after['roc_auc']:.2f}; with the children's head alone it was {before['roc_auc']:.2f}. "
                       "X-rays unlike the training children (aged 1-5, Guangzhou) are flagged above the answer."]
-        lines += ["", "Trained on Chest X-Ray Images (Pneumonia), Kermany et al. 2018, CC BY 4.0; "
-                  "sample images are from its test split."]
+        lines += ["", "Trained on Chest X-Ray Images (Pneumonia), Kermany et al. 2018, CC BY 4.0, and NIH "
+                  "ChestX-ray14 adults (NIH Clinical Center; Wang et al., CVPR 2017); the sample images are from "
+                  "their test split and report part."]
         return "\n".join(lines)
 
 
