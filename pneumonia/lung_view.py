@@ -133,14 +133,16 @@ class LungReader:
         self.segmenter, self.variant, self.margin, self.dilation = segmenter, variant, margin, dilation
 
     @classmethod
-    def from_config(cls, folder: str | Path, config: dict, exported: bool = False) -> "LungReader":
+    def from_config(cls, folder: str | Path, config: dict, exported: bool = False,
+                    precision: str | None = None) -> "LungReader":
         """The folder's `lungs` settings; folders without them read the whole image.
-        `exported`: run the segmenter's OpenVINO export instead of the Keras file."""
+        `exported`: run the segmenter's OpenVINO export (at `precision`) instead of the Keras file."""
         lungs = config.get("lungs")
         if not lungs:
             return cls(None)
         file = config["runtime"]["segmenter"] if exported else lungs["file"]
-        return cls(load_segmenter(Path(folder) / file), lungs["variant"], lungs["margin"], lungs["dilation"])
+        return cls(load_segmenter(Path(folder) / file, precision if exported else None), lungs["variant"],
+                   lungs["margin"], lungs["dilation"])
 
     def find(self, canons: np.ndarray) -> list[Lungs | None]:
         """The post-processed lungs of each canonical image (None without a segmenter)."""

@@ -70,6 +70,10 @@ class Population:
     def unlike(self, pooled: np.ndarray) -> np.ndarray:
         return self.gate.probability(pooled)
 
+    def inside(self, unlike: np.ndarray) -> np.ndarray:
+        """Scores from `unlike` -> inside the training population?"""
+        return np.asarray(unlike) <= self.gate.threshold
+
     def save(self, path: str | Path) -> None:
         np.savez(path, **{f"{name}_{k}": v for name, head in (("gate", self.gate), ("adult", self.adult))
                           for k, v in asdict(head).items()})
@@ -83,14 +87,15 @@ class Population:
             return cls(head("gate"), head("adult"))
 
 
-def answer(pooled: np.ndarray, pediatric: LinearHead, population: Population | None
-           ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def answer(pooled: np.ndarray, pediatric: LinearHead, population: Population | None,
+           inside: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """What the app answers for a batch of pooled features: (P(PNEUMONIA),
     each answer's threshold, inside the training population?, the head's
     weights per image (n, C) for Grad-CAM). Without a population score every
-    X-ray counts as inside."""
-    inside = (np.ones(len(pooled), bool) if population is None
-              else population.unlike(pooled) <= population.gate.threshold)
+    X-ray counts as inside; `inside` may be passed when already known."""
+    if inside is None:
+        inside = (np.ones(len(pooled), bool) if population is None
+                  else population.inside(population.unlike(pooled)))
     heads = [pediatric if ok else population.adult for ok in inside]
     probs = np.asarray([h.probability(f[None])[0] for h, f in zip(heads, pooled)])
     return probs, np.asarray([h.threshold for h in heads]), inside, np.stack([h.w for h in heads])

@@ -56,7 +56,7 @@ class Predictor:
                        ood_threshold=self.guard.threshold)
         if self.population is not None:
             unlike = float(self.population.unlike(pooled)[0])
-            inside = unlike <= self.population.gate.threshold
+            inside = bool(self.population.inside(unlike))
             out.update(in_training_population=inside, population_score=unlike,
                        population_threshold=self.population.gate.threshold,
                        answered_by="pediatric model" if inside else "adult head",
@@ -84,7 +84,8 @@ class Predictor:
             return {"verdict": VERDICT, **who, "probabilities": None, "probability_pneumonia": None,
                     "threshold": self.threshold, "decision": None, "heatmap_class": None,
                     "lungs": lung_info, "model_version": self.version, "overlay": None}
-        probs, thresholds, _, weights = answer(pooled, self.head, self.population)
+        probs, thresholds, _, weights = answer(pooled, self.head, self.population,
+                                               np.array([who.get("in_training_population", True)]))
         p, threshold = float(probs[0]), float(thresholds[0])
         decided = int(p >= threshold)
         explained = decided if target == PREDICTED else target

@@ -72,10 +72,7 @@ class Classifier:
         return activations, activations.mean(axis=(1, 2))
 
     def __call__(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        if len(images) == 1:
-            activations, pooled = self.batcher.submit(images[0])
-            return activations[None], pooled[None]
-        return self._run(images)
+        return self.batcher(images)
 
 
 class SegmenterNet:
@@ -88,6 +85,4 @@ class SegmenterNet:
         self.batcher = Batcher(lambda x: self.net(x)[0], max_batch, name="segmenter")
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
-        if len(x) == 1:
-            return self.batcher.submit(x[0])[None]
-        return self.net(x)[0]
+        return self.batcher(x)

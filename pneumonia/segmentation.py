@@ -162,15 +162,16 @@ class SegmenterError(ValueError):
     """A segmenter file that is missing or not loadable."""
 
 
-def load_segmenter(path: str | Path) -> Segmenter:
+def load_segmenter(path: str | Path, precision: str | None = None) -> Segmenter:
     """Load `lungs.keras` (built-in Keras layers only: no custom objects needed),
-    or its OpenVINO export `lungs.xml` (forward only, no TensorFlow)."""
+    or its OpenVINO export `lungs.xml` (forward only, no TensorFlow; at
+    `precision`, default the runtime's)."""
     path = Path(path)
     if not path.is_file():
         raise SegmenterError(f"Lung segmenter not found: {path}")
     if path.suffix == ".xml":
         from .runtime import SegmenterNet
-        return Segmenter(SegmenterNet(path))
+        return Segmenter(SegmenterNet(path) if precision is None else SegmenterNet(path, precision))
     import keras
     try:
         return Segmenter(keras.saving.load_model(path, compile=False))

@@ -119,8 +119,7 @@ def _networks(folder: Path, config: dict, runtime: str) -> tuple[Forward, Linear
     missing = [f for f in ir_files(config) if not (folder / f).is_file()]
     if missing:
         raise ModelFolderError(f"Model folder {folder} is missing {', '.join(missing)}")
-    from .runtime import Classifier, SegmenterNet
-    from .segmentation import Segmenter
+    from .runtime import Classifier
     rt = config["runtime"]
     precision = os.environ.get("PNEUMONIA_PRECISION") or RUNTIME_PRECISION
     if precision not in PRECISIONS:
@@ -129,9 +128,7 @@ def _networks(folder: Path, config: dict, runtime: str) -> tuple[Forward, Linear
         head = LinearHead(f["w"].astype(np.float64), float(f["b"]), float(config["temperature"]),
                           float(config["threshold"]))
     forward = Classifier(folder / rt["classifier"], precision)
-    reader = LungReader.from_config(folder, config, exported=True)
-    if reader.segmenter is not None and precision != RUNTIME_PRECISION:
-        reader.segmenter = Segmenter(SegmenterNet(folder / rt["segmenter"], precision))
+    reader = LungReader.from_config(folder, config, exported=True, precision=precision)
     # The first request pays no compilation: both networks run once now.
     forward(np.zeros((1, 224, 224, 3), np.float32))
     if reader.segmenter is not None:
