@@ -1,17 +1,19 @@
-"""Does the forward-only runtime give the Keras model's answers? On the 624
-test-split X-rays, for each OpenVINO precision against Keras fp32 (TensorFlow):
+"""Does the forward-only runtime give the Keras model's answers? On the
+validation part of the training split (patient-grouped, as in training: this
+is where a precision is chosen) and on the 624 test-split X-rays (reported),
+for each OpenVINO precision against Keras fp32 (TensorFlow):
 
 - classifier (same lung views): decisions agreeing, ROC AUC difference, the
   correlation of the Grad-CAM maps (Keras: tape-based `gradcam.GradCAM`;
   runtime: `heatmap.linear_cam` from its conv block), largest logit difference,
 - segmenter: Dice of the post-processed lung masks, lungs found on both.
 
-    python bench/precision.py --model model --data path/to/chest_xray
+    python bench/precision.py --model model --data path/to/chest_xray [--precisions f32,bf16]
 
-A precision other than fp32 may serve only if decisions agree on >= 99.5% of
-images, ROC AUC is within 0.002 and the maps correlate >= 0.99 (mean and 1st
-percentile are printed). The test split is read to check agreement with the
-reference model, never to choose a model or a threshold.
+A precision other than fp32 may serve only if, on validation, decisions agree
+on >= 99.5% of images, ROC AUC is within 0.002 and the maps correlate >= 0.99
+(mean and 1st percentile are printed). The test split is read to report
+agreement with the reference model, never to choose.
 """
 from __future__ import annotations
 
@@ -26,7 +28,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from pneumonia import data  # noqa: E402
-from pneumonia.calibration import decision_logit  # noqa: E402
+from pneumonia.calibration import decision_logit, sigmoid  # noqa: E402
 from pneumonia.gradcam import PREDICTED, GradCAM  # noqa: E402
 from pneumonia.heatmap import linear_cam  # noqa: E402
 from pneumonia.imaging import grey_to_rgb  # noqa: E402
@@ -56,10 +58,19 @@ def main() -> None:
     net, config = load_model_folder(folder)
     if "runtime" not in config:
         sys.exit(f"{folder} has no exported networks: run python -m pneumonia.export --model {folder}")
-    reader = LungReader.from_config(folder, config)
+    tr = config["training"]
+    split = data.load_train_split(args.data, tr.get("limit"), tr["seed"], tr["val_fraction"])
     paths, labels = data.list_split(args.data, "test")
     canons, kept, _ = data.load_images(paths)
-    labels = labels[kept]
+    print(f"Files {', '.join(ir_files(config))}")
+    compare(folder, net, config, "validation (chooses)", split.images[split.val_idx], split.labels[split.val_idx],
+            args.precisions.split(","))
+    compare(folder, net, config, "test (reports)", canons, labels[kept], args.precisions.split(","))
+
+
+def compare(folder: Path, net, config: dict, name: str, canons: np.ndarray, labels: np.ndarray,
+            precisions: list[str]) -> None:
+    reader = LungReader.from_config(folder, config)
     views, _, lungs, found = reader.read(canons)
     views, labels = views[found], labels[found]
     x = grey_to_rgb(views)
@@ -70,13 +81,14 @@ def main() -> None:
     ref_logits, ref_maps = np.concatenate([r[0] for r in ref]), np.concatenate([r[1] for r in ref])
     with np.load(folder / config["runtime"]["head"]) as f:
         w, b = f["w"].astype(np.float64), float(f["b"])
-    print(f"{len(x)} test X-rays with lungs found; reference: Keras fp32 (TensorFlow), ROC AUC "
-          f"{roc_auc_score(labels, ref_logits):.4f}; files {', '.join(ir_files(config))}")
+    print(f"\n{name}: {len(x)} X-rays with lungs found; reference: Keras fp32 (TensorFlow), ROC AUC "
+          f"{roc_auc_score(labels, ref_logits):.4f}")
     print("| runtime | decisions agree | ROC AUC diff | CAM correlation mean / 1st pct / min | max logit diff "
-          "| lung masks Dice mean / min | lungs found on both |")
-    print("|---|---|---|---|---|---|---|")
-    for precision in args.precisions.split(","):
-        classifier = Network(folder / config["runtime"]["classifier"], precision)
+          "| max probability diff | lung masks Dice mean / min | lungs found on both |")
+    print("|---|---|---|---|---|---|---|---|")
+    rt = config["runtime"]
+    for precision in precisions:
+        classifier = Network(folder / rt["classifier"], precision)
         acts = np.concatenate([classifier(x[i:i + 32])[0] for i in range(0, len(x), 32)])
         logits = acts.mean(axis=(1, 2)).astype(np.float64) @ w + b
         decided = logits >= cut
@@ -84,9 +96,10 @@ def main() -> None:
         agree = float(np.mean(decided == (ref_logits >= cut)))
         auc_diff = roc_auc_score(labels, logits) - roc_auc_score(labels, ref_logits)
         r = correlations(maps, ref_maps)
+        dp = np.abs(sigmoid(logits / t) - sigmoid(ref_logits / t)).max()
         line = (f"| OpenVINO {precision} | {agree:.2%} | {auc_diff:+.4f} | {r.mean():.4f} / "
-                f"{np.percentile(r, 1):.4f} / {r.min():.4f} | {np.abs(logits - ref_logits).max():.4f}")
-        seg_file = config["runtime"].get("segmenter")
+                f"{np.percentile(r, 1):.4f} / {r.min():.4f} | {np.abs(logits - ref_logits).max():.4f} | {dp:.4f}")
+        seg_file = rt.get("segmenter")
         if seg_file:
             seg = Segmenter(SegmenterNet(folder / seg_file, precision))
             ov_lungs = [postprocess(q) for q in seg.probability(canons)]

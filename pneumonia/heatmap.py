@@ -2,9 +2,13 @@
 the serving path imports this, the tape-based reference (`gradcam`) too."""
 from __future__ import annotations
 
+import uuid
+from pathlib import Path
+
 import cv2
 import numpy as np
 
+from .config import OVERLAY_JPEG_QUALITY, OVERLAY_MAX_SIDE
 from .lung_view import draw_outline
 
 PREDICTED = -1  # target: the class decided at the operating threshold
@@ -47,3 +51,30 @@ def overlay(grey: np.ndarray, heat: np.ndarray, outline: np.ndarray | None = Non
     if region is not None:
         out[~region] = base[~region]
     return out if outline is None else draw_outline(out, outline)
+
+
+def for_display(grey: np.ndarray, max_side: int = OVERLAY_MAX_SIDE) -> np.ndarray:
+    """The (H, W) X-ray the overlay is drawn on: as uploaded, or scaled down
+    so that its longer side is `max_side`."""
+    h, w = grey.shape[:2]
+    scale = max_side / max(h, w)
+    if scale >= 1:
+        return grey
+    return cv2.resize(grey, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
+
+
+def save_jpeg(rgb: np.ndarray, folder: str | Path, quality: int = OVERLAY_JPEG_QUALITY) -> str:
+    """Write an (H, W, 3) RGB overlay to a new file of its own in `folder`.
+
+    A fresh name per answer: two identical requests never share a file, so a
+    download in flight can't read a file another answer is rewriting (as
+    happens when the server names files by a hash of their content).
+    """
+    ok, data = cv2.imencode(".jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, quality])
+    if not ok:
+        raise RuntimeError("the overlay could not be encoded as JPEG")
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"overlay-{uuid.uuid4().hex}.jpg"
+    path.write_bytes(data.tobytes())
+    return str(path)

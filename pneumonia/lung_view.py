@@ -119,6 +119,22 @@ def mask_to_image(mask: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     return cv2.resize(mask.astype(np.float32), (w, h), interpolation=cv2.INTER_LINEAR) >= 0.5
 
 
+def outline_polygons(mask: np.ndarray, shape: tuple[int, int], tolerance: float = 0.004) -> list[list[list[int]]]:
+    """A (224, 224) mask -> the outer contour of each of its parts as a polygon
+    [[x, y], ...] in pixels of an image of `shape` (H, W), simplified to within
+    `tolerance` of the image's longer side: a few hundred bytes for two lungs."""
+    h, w = shape
+    sx, sy = w / mask.shape[1], h / mask.shape[0]
+    contours, _ = cv2.findContours(mask.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
+    out = []
+    for c in sorted(contours, key=lambda c: c[:, 0, 0].min()):  # left of the image first
+        # Pixel centres, so a polygon drawn on the image lies on the mask's edge.
+        pts = ((c[:, 0, :] + 0.5) * (sx, sy)).astype(np.float32)
+        pts = cv2.approxPolyDP(pts[:, None, :], tolerance * max(h, w), True)[:, 0, :]
+        out.append([[int(round(x)), int(round(y))] for x, y in pts])
+    return out
+
+
 class LungReader:
     """Canonical images -> what the classifier reads, as a model folder's config says.
 
@@ -160,6 +176,15 @@ class LungReader:
                if ok else (c, FULL) for c, l, ok in zip(canons, lungs, found)]
         return (np.stack([v for v, _ in out]) if out else canons[:0],
                 [b for _, b in out], lungs, found)
+
+    def seen(self, lungs: Lungs | None, box: Box) -> np.ndarray:
+        """(224, 224) bool: the part of the canonical image the classifier reads
+        (the dilated lungs inside their box for "crop+mask", the box for "crop",
+        everything for "full")."""
+        seen = box.region(IMAGE_SIZE, IMAGE_SIZE)
+        if self.variant == "crop+mask" and lungs is not None and lungs.found:
+            seen &= dilate(lungs.mask, self.dilation)
+        return seen
 
     def read_split(self, split: "TrainSplit") -> tuple["TrainSplit", dict[str, int]]:
         """A `data.TrainSplit` of canonical images -> the same split of classifier

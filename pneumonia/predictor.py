@@ -11,9 +11,9 @@ from pathlib import Path
 import numpy as np
 
 from .config import NO_LUNGS
-from .heatmap import PREDICTED, linear_cam, overlay
+from .heatmap import PREDICTED, for_display, linear_cam, overlay
 from .imaging import ImageError, canonical, grey_to_rgb, load_image
-from .lung_view import LungReader, mask_to_image, to_image
+from .lung_view import LungReader, mask_to_image, outline_polygons, to_image
 from .ood import VERDICT, OODGuard
 from .population import LinearHead, Population, answer
 
@@ -64,7 +64,8 @@ class Predictor:
         return out
 
     def analyze_array(self, grey: np.ndarray, target: int = PREDICTED) -> dict:
-        """(H, W) uint8 X-ray -> probabilities, decision, lungs and overlay (H, W, 3).
+        """(H, W) uint8 X-ray -> probabilities, decision, lungs, Grad-CAM cells and
+        the overlay (at the X-ray's size up to `config.OVERLAY_MAX_SIDE`, RGB).
 
         Raises NoLungsError when the model reads lungs and none are found. An
         image the guard refuses gets the verdict and its score, and no
@@ -75,21 +76,24 @@ class Predictor:
             raise NoLungsError(NO_LUNGS + ".")
         activations, pooled = self.forward(grey_to_rgb(views))
         h, w = grey.shape[:2]
-        outline = mask_to_image(lungs[0].mask, (h, w)) if lungs[0] is not None else None
-        lung_info = None if outline is None else {
-            "view": self.reader.variant, "box": boxes[0].as_dict(w, h),
-            "area_pixels": int(outline.sum()), "area_fraction": float(outline.mean())}
+        lung, box = lungs[0], boxes[0]
+        if lung is not None and not lung.found:  # the whole-image view reads on without lungs
+            lung = None
+        lung_info = None if lung is None else {
+            "view": self.reader.variant, "box": box.as_dict(w, h),
+            "area_pixels": int(round(lung.mask.mean() * h * w)), "area_fraction": float(lung.mask.mean()),
+            "outline": outline_polygons(lung.mask, (h, w))}
         who = self._who(pooled)
         if not who.get("is_chest_xray", True):
             return {"verdict": VERDICT, **who, "probabilities": None, "probability_pneumonia": None,
                     "threshold": self.threshold, "decision": None, "heatmap_class": None,
-                    "lungs": lung_info, "model_version": self.version, "overlay": None}
+                    "lungs": lung_info, "heatmap": None, "model_version": self.version, "overlay": None}
         probs, thresholds, _, weights = answer(pooled, self.head, self.population,
                                                np.array([who.get("in_training_population", True)]))
         p, threshold = float(probs[0]), float(thresholds[0])
         decided = int(p >= threshold)
         explained = decided if target == PREDICTED else target
-        cam = linear_cam(activations, weights[0], np.array([explained == 1]))
+        cam = linear_cam(activations, weights[0], np.array([explained == 1]))[0]
         return {
             **who,
             "probabilities": {self.classes[0]: 1.0 - p, self.classes[1]: p},
@@ -98,9 +102,21 @@ class Predictor:
             "decision": self.classes[decided],
             "heatmap_class": self.classes[explained],
             "lungs": lung_info,
+            # The map's cells over the box the classifier read, for programs
+            # that draw it themselves (at any resolution).
+            "heatmap": {"grid": np.round(cam, 3).tolist(), "box": box.as_dict(w, h)},
             "model_version": self.version,
-            "overlay": overlay(grey, to_image(cam[0], boxes[0], (h, w)), outline, boxes[0].region(w, h)),
+            "overlay": self._overlay(grey, cam, lung, box),
         }
+
+    def _overlay(self, grey: np.ndarray, cam: np.ndarray, lung, box) -> np.ndarray:
+        """The map over the X-ray at display size, coloured only where the
+        classifier could see, with the lungs' outline."""
+        shown = for_display(grey)
+        shape = shown.shape[:2]
+        seen = mask_to_image(self.reader.seen(lung, box), shape)
+        outline = mask_to_image(lung.mask, shape) if lung is not None else None
+        return overlay(shown, to_image(cam, box, shape), outline, seen)
 
     def analyze(self, source: str | Path | bytes, target: int = PREDICTED) -> dict:
         """Read and validate an image file, then `analyze_array`. Raises ImageError."""

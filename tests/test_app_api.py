@@ -24,8 +24,51 @@ def test_predict_labels_bundled_examples(client, name, expected):
     assert probs["PNEUMONIA"] == pytest.approx(details["probability_pneumonia"])
     assert probs["NORMAL"] + probs["PNEUMONIA"] == pytest.approx(1.0)
     assert (probs["PNEUMONIA"] >= details["threshold"]) == (expected == "PNEUMONIA")
+    assert label["label"] == expected
     assert details["model_version"]
     assert Image.open(overlay_path).size == Image.open(EXAMPLES / name).size
+
+
+def test_label_and_decision_agree_on_every_bundled_xray(client):
+    """Children and adults (whose head's threshold is far from 0.5): the label's
+    headline is always the decided class."""
+    from conftest import DATA
+    files = sorted(EXAMPLES.glob("*.jp*g")) + sorted(EXAMPLES.glob("*.png")) + \
+        sorted((DATA.parent / "adults").glob("*.png"))
+    assert len(files) >= 20
+    for f in files:
+        label, _, details = client.predict(handle_file(str(f)), api_name="/predict")
+        p, t = details["probability_pneumonia"], details["threshold"]
+        assert label["label"] == details["decision"] == ("PNEUMONIA" if p >= t else "NORMAL"), f.name
+
+
+def test_outputs_are_named_in_the_api(client):
+    info = client.view_api(print_info=False, return_format="dict")["named_endpoints"]["/predict"]
+    assert [r["label"] for r in info["returns"]] == ["Answer", "Grad-CAM overlay", "details"]
+
+
+def test_identical_concurrent_requests_all_succeed(client, app_url):
+    """Eight clients sending the same X-ray at once, downloading the overlay
+    each time (gradio_client's default): each gets a whole file of its own.
+    With overlays named by a hash of their bytes and rewritten per request,
+    about 1 in 130 of these downloads came back truncated."""
+    from concurrent.futures import ThreadPoolExecutor
+    image = str(EXAMPLES / "PNEUMONIA-viral_person1_virus_12.jpeg")
+
+    def run(_):
+        c = Client(app_url, verbose=False, ssl_verify=False)
+        out = []
+        for _ in range(10):
+            _, overlay_path, details = c.predict(handle_file(image), api_name="/predict")
+            with Image.open(overlay_path) as im:
+                im.load()  # a truncated download fails here
+                out.append((overlay_path, im.size, details["decision"]))
+        return out
+    with ThreadPoolExecutor(8) as pool:
+        answers = [a for batch in pool.map(run, range(8)) for a in batch]
+    assert len(answers) == 80
+    assert {(size, decision) for _, size, decision in answers} == {((224, 224), "PNEUMONIA")}
+    assert len({path for path, _, _ in answers}) == 80  # never one file for two answers
 
 
 def test_overlay_has_the_uploaded_resolution(client, tmp_path):
@@ -96,7 +139,7 @@ def test_json_carries_the_lungs_box_and_area(client, tmp_path):
     box = lungs["box"]
     assert 0 <= box["x0"] < box["x1"] <= 900 and 0 <= box["y0"] < box["y1"] <= 700
     assert 0.1 < lungs["area_fraction"] < 0.7
-    assert lungs["area_pixels"] == pytest.approx(lungs["area_fraction"] * 900 * 700, rel=1e-6)
+    assert lungs["area_pixels"] == pytest.approx(lungs["area_fraction"] * 900 * 700, abs=1)
     # The lungs sit in the middle, not at the image's edge.
     assert box["x0"] > 10 and box["x1"] < 890
     overlay = np.asarray(Image.open(overlay_path).convert("RGB")).astype(int)
@@ -106,9 +149,10 @@ def test_json_carries_the_lungs_box_and_area(client, tmp_path):
     outside = np.ones((700, 900), bool)
     outside[box["y0"]:box["y1"], box["x0"]:box["x1"]] = False
     plain = np.repeat(np.asarray(grey)[:, :, None], 3, axis=2).astype(int)
-    assert np.array_equal(overlay[outside], plain[outside])
+    assert np.abs(overlay[outside] - plain[outside]).mean() < 1.5  # the JPEG's rounding only
     inside = ~outside
     assert np.abs(overlay[inside] - plain[inside]).mean() > 5   # coloured where it read
+    assert len(lungs["outline"]) == 2 and np.asarray(details["heatmap"]["grid"]).shape == (7, 7)
 
 
 ADULT = "ADULT-NIH-no-finding_nih_00001305_001.png"

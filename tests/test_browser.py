@@ -28,37 +28,63 @@ def in_view(page, selector: str) -> bool:
         "e => { const r = e.getBoundingClientRect(); return r.bottom > 0 && r.top < window.innerHeight; }")
 
 
-@pytest.mark.parametrize("width, height, name", [(1280, 800, "laptop"), (390, 844, "phone")])
+def fully_in_view(page, selector: str) -> bool:
+    """The whole element lies inside the visible part of the page."""
+    return page.locator(selector).evaluate(
+        "e => { const r = e.getBoundingClientRect(); return r.top >= 0 && r.bottom <= window.innerHeight; }")
+
+
+def headline(page) -> str:
+    """The big class name the label component shows."""
+    return page.locator("#label h2").inner_text().strip()
+
+
+CAPTIONS = ["Child, NORMAL", "Child, NORMAL", "Child, bacterial pneumonia", "Child, bacterial pneumonia",
+            "Child, viral pneumonia", "Child, viral pneumonia", "Adult, no finding", "Adult, pneumonia"]
+
+
+@pytest.mark.parametrize("width, height, name", [(1280, 900, "laptop"), (390, 844, "phone")])
 def test_click_an_example_thumbnail_and_read_the_answer(browser, app_url, width, height, name):
-    """A laptop and a phone: the examples are thumbnails of the X-rays, and
-    after a click the answer is on screen without scrolling for it."""
+    """A laptop and a phone: the page opens ready for an upload, the examples
+    are captioned thumbnails, and after each click the answer is on screen,
+    its label and decision line naming the same class."""
     ARTIFACTS.mkdir(exist_ok=True)
     page = browser.new_page(viewport={"width": width, "height": height})
     page.goto(app_url)
     page.get_by_role("button", name="Analyze").wait_for(timeout=60_000)
     assert "not a medical device" in page.content()
-    thumbs = page.locator(".gallery img")
+    thumbs = page.locator("#examples img")
+    thumbs.first.wait_for(timeout=30_000)
     assert thumbs.count() == 8
     assert all(thumbs.nth(i).evaluate("e => e.complete && e.naturalWidth > 0") for i in range(8))
-    assert "PNEUMONIA-bacterial" in thumbs.nth(2).get_attribute("src")
-    page.wait_for_timeout(800)  # the preloaded example's answer must not pull the page down
+    assert [thumbs.nth(i).get_attribute("alt") for i in range(8)] == CAPTIONS
+    assert "Child, bacterial pneumonia" in page.locator("#examples").inner_text()
+    page.wait_for_timeout(800)
+    # Nothing answered before the user asks, and the page stays at the top.
+    assert page.locator("#label h2").count() == 0 and page.locator("#decision").inner_text().strip() == ""
     assert page.evaluate("window.scrollY") == 0
     page.screenshot(path=str(ARTIFACTS / f"app_{name}_start.png"))
     thumbs.nth(2).click()
     page.locator("#decision").get_by_text("Decision: PNEUMONIA").wait_for(timeout=30_000)
     page.wait_for_timeout(800)  # the phone layout scrolls the answer into view
     assert in_view(page, "#label")
+    assert headline(page) == "PNEUMONIA"
     page.screenshot(path=str(ARTIFACTS / f"app_{name}_answer.png"))
-    # An adult X-ray: the notice stands above the answer.
+    # An adult X-ray (its head's threshold is 0.34): the notice stands above the
+    # answer, and the label names the class the decision line names.
     page.evaluate("window.scrollTo(0, 0)")
-    page.locator(".gallery img").nth(6).click()
+    page.locator("#examples img").nth(6).click()
     notice = page.locator("#notice")
     notice.get_by_text("Outside the training population").wait_for(timeout=30_000)
     page.wait_for_timeout(800)
-    assert in_view(page, "#notice")
+    assert in_view(page, "#notice") and in_view(page, "#label")
     box, label = notice.bounding_box(), page.locator("#label").bounding_box()
     assert box["y"] + box["height"] <= label["y"] + 1
-    page.screenshot(path=str(ARTIFACTS / f"app_{name}_adult.png"), full_page=name == "laptop")
+    decided = page.locator("#decision").inner_text().split("Decision: ")[1].split(":")[0].strip()
+    assert headline(page) == decided
+    if name == "laptop":  # the whole overlay in view, notice and all
+        assert fully_in_view(page, "#overlay img")
+    page.screenshot(path=str(ARTIFACTS / f"app_{name}_adult.png"))
     page.close()
 
 
