@@ -195,12 +195,26 @@ def _validity_lines(metrics: dict) -> list[str]:
     for cls in ("NORMAL", "PNEUMONIA"):
         lines.append(f"| Share of Grad-CAM mass inside the dilated lungs, {cls} | {t['heat_in_lungs'][cls]:.3f} | "
                      f"| >= {g['heat_in_lungs_min']} |")
+    if "pointing_game" in t:
+        lines.append(f"| Pointing game: the map's hottest point inside the dilated lungs | "
+                     f"{t['pointing_game']['all']:.3f} | | >= {g['pointing_game_min']} |")
+    sil = v.get("silhouette")
+    if sil:
+        lines.append("| Silhouette: AUC of a classifier that sees only the lung view's outline | "
+                     f"{sil['test']['auc']:.3f} | {sil['validation']['auc']:.3f} | <= {g['silhouette_auc_max']} |")
     d = t.get("deletion")
     if d:
         lines += ["", f"Deletion curves ({t['deletion_n']} test images; area under the decided class's "
                   "probability as 7x7 cells are removed, lower = the order finds what matters sooner): "
                   f"Grad-CAM order {d['gradcam']['auc']:.3f}, random {d['random']['auc']:.3f}, centre first "
                   f"{d['centre']['auc']:.3f}."]
+    r = t.get("road")
+    if r:
+        lines += ["", "ROAD (noisy linear imputation inside the region the model reads, 10-90% removed most "
+                  "relevant first; mean probability of the decided class, lower = the order finds what matters "
+                  f"sooner): Grad-CAM {r['gradcam']:.3f}, random {r['random']:.3f}, centre first {r['centre']:.3f}; "
+                  f"Grad-CAM minus random {r['gradcam_minus_random']['mean']:+.3f} "
+                  f"(95% CI {r['gradcam_minus_random']['ci95'][0]:+.3f} to {r['gradcam_minus_random']['ci95'][1]:+.3f})."]
     lines.append("")
     return lines
 

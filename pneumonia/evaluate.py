@@ -35,12 +35,31 @@ from .population import POPULATION_FILE, Population, answer
 from .training import log, predict_logits
 
 
-def _validity(net, config: dict, variant: str, geometry, canons: np.ndarray, labels: np.ndarray,
-              n_deletion: int, seed: int) -> dict:
-    """The four validity tests on the images whose lungs `geometry` finds."""
+def _masks(geometry, canons: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(lung masks of the images whose lungs were found, which were found)."""
     lungs = [postprocess(p) for p in geometry.probability(canons)]
     ok = np.asarray([lu.found for lu in lungs])
-    masks = np.stack([lu.mask for lu, k in zip(lungs, ok) if k])
+    return np.stack([lu.mask for lu, k in zip(lungs, ok) if k]), ok
+
+
+def silhouette_report(reader: LungReader, geometry, split, test: tuple[np.ndarray, np.ndarray],
+                      seed: int = 0) -> dict:
+    """The silhouette test: fitted on the training part's masks, scored on
+    validation (choice) and test (report)."""
+    parts = {}
+    for name, (canons, labels) in {"train": (split.images[split.train_idx], split.labels[split.train_idx]),
+                                   "validation": (split.images[split.val_idx], split.labels[split.val_idx]),
+                                   "test": test}.items():
+        masks, ok = _masks(geometry, canons)
+        parts[name] = (masks, labels[ok])
+    fit = parts.pop("train")
+    return validity.silhouette_auc(*fit, parts, reader.variant, reader.margin, reader.dilation, seed)
+
+
+def _validity(net, config: dict, variant: str, geometry, canons: np.ndarray, labels: np.ndarray,
+              n_deletion: int, seed: int) -> dict:
+    """The swap, lungs-hidden and heatmap tests on the images whose lungs `geometry` finds."""
+    masks, ok = _masks(geometry, canons)
     canons, labels = canons[ok], labels[ok]
     # Grad-CAM as the app computes it (from the forward pass), for the class
     # decided at the folder's calibrated threshold.
@@ -64,6 +83,19 @@ def _validity(net, config: dict, variant: str, geometry, canons: np.ndarray, lab
         result.update(validity.heat_tests(cams, logits, config["temperature"], threshold_logit, canons, masks,
                                           labels, variant, n_deletion, seed))
     return result
+
+
+def validity_report(net, config: dict, reader: LungReader, geometry, data_dir: str | Path, images: np.ndarray,
+                    labels: np.ndarray, n_deletion: int, seed: int, masks_from: str) -> dict:
+    """Every validity test: on test (report) and on validation (choice), and the silhouette."""
+    log("Validity tests on test (report) and on validation (choice)")
+    tr = config.get("training", {})
+    split = data.load_train_split(data_dir, tr.get("limit"), tr.get("seed", 0), tr.get("val_fraction", 0.15))
+    return {"masks_from": masks_from, "goals": validity.GOALS,
+            "test": _validity(net, config, reader.variant, geometry, images, labels, n_deletion, seed),
+            "validation": _validity(net, config, reader.variant, geometry, split.images[split.val_idx],
+                                    split.labels[split.val_idx], 0, seed),
+            "silhouette": silhouette_report(reader, geometry, split, (images, labels), seed)}
 
 
 def _answers(net, config: dict, folder: Path, views: np.ndarray) -> tuple[np.ndarray, dict]:
@@ -131,15 +163,9 @@ def evaluate_folder(model_dir: str | Path, data_dir: str | Path, limit: int | No
                     "without_lungs": int((~found).sum()), "lung_view": reader.variant})
     geometry = reader.segmenter or (load_segmenter(segmenter) if segmenter else None)
     if geometry is not None:
-        log("Validity tests on test (report) and on validation (choice)")
-        tr = config.get("training", {})
-        split = data.load_train_split(data_dir, tr.get("limit"), tr.get("seed", 0), tr.get("val_fraction", 0.15))
-        metrics["validity"] = {
-            "masks_from": "the folder's segmenter" if reader.segmenter else f"segmenter {Path(segmenter).name}",
-            "goals": validity.GOALS,
-            "test": _validity(net, config, reader.variant, geometry, images, labels, n_deletion, seed),
-            "validation": _validity(net, config, reader.variant, geometry, split.images[split.val_idx],
-                                    split.labels[split.val_idx], 0, seed)}
+        metrics["validity"] = validity_report(net, config, reader, geometry, data_dir, images, labels, n_deletion,
+                                              seed, "the folder's segmenter" if reader.segmenter
+                                              else f"segmenter {Path(segmenter).name}")
     if adults_dir:
         metrics["adult_transfer"] = adult_transfer(net, config, folder, reader, adults_dir, bootstrap, seed)
     (folder / METRICS_FILE).write_text(json.dumps(metrics, indent=2) + "\n")
@@ -162,14 +188,7 @@ def summary(metrics: dict) -> None:
     h = metrics["at_0.5"]
     log(f"At 0.5: accuracy {h['accuracy']:.4f}, sensitivity {h['sensitivity']:.4f}, "
         f"specificity {h['specificity']:.4f}")
-    for part, v in metrics.get("validity", {}).items():
-        if isinstance(v, dict) and "swap_lungs_auc" in v:
-            heat, d = v.get("heat_in_lungs"), v.get("deletion")
-            log(f"Validity ({part}): swap lungs {v['swap_lungs_auc']:.3f} / surroundings "
-                f"{v['swap_surroundings_auc']:.3f}, lungs hidden {v['hidden_auc']:.3f}"
-                + (f", heat in lungs {heat['NORMAL']:.3f} (NORMAL) {heat['PNEUMONIA']:.3f} (PNEUMONIA)" if heat else "")
-                + (f"; deletion AUC Grad-CAM {d['gradcam']['auc']:.3f}, random {d['random']['auc']:.3f}, "
-                   f"centre {d['centre']['auc']:.3f}" if d else ""))
+    log_validity(metrics.get("validity", {}))
     if "population" in metrics:
         old = metrics["population"]["pediatric_head_only"]
         log(f"Outside the training population: {metrics['population']['n_outside']} test X-rays; pediatric head "
@@ -183,6 +202,43 @@ def summary(metrics: dict) -> None:
                 f"sensitivity {m['at_threshold']['sensitivity']:.3f}, specificity {m['at_threshold']['specificity']:.3f}")
 
 
+def log_validity(report: dict) -> None:
+    for part, v in report.items():
+        if isinstance(v, dict) and "swap_lungs_auc" in v:
+            heat, d, r, pt = v.get("heat_in_lungs"), v.get("deletion"), v.get("road"), v.get("pointing_game")
+            log(f"Validity ({part}): swap lungs {v['swap_lungs_auc']:.3f} / surroundings "
+                f"{v['swap_surroundings_auc']:.3f}, lungs hidden {v['hidden_auc']:.3f}"
+                + (f", heat in lungs {heat['NORMAL']:.3f} (NORMAL) {heat['PNEUMONIA']:.3f} (PNEUMONIA)" if heat else "")
+                + (f", pointing game {pt['all']:.3f}" if pt else "")
+                + (f"; deletion AUC Grad-CAM {d['gradcam']['auc']:.3f}, random {d['random']['auc']:.3f}, "
+                   f"centre {d['centre']['auc']:.3f}" if d else "")
+                + (f"; ROAD Grad-CAM {r['gradcam']:.3f}, random {r['random']:.3f}, centre {r['centre']:.3f} "
+                   f"(Grad-CAM - random {r['gradcam_minus_random']['mean']:+.3f} "
+                   f"[{r['gradcam_minus_random']['ci95'][0]:+.3f}, {r['gradcam_minus_random']['ci95'][1]:+.3f}])"
+                   if r else ""))
+    sil = report.get("silhouette")
+    if sil:
+        log(f"Silhouette (fitted on {sil['fit_n']} training-part masks): ROC AUC " + ", ".join(
+            f"{part} {v['auc']:.3f} [{v['ci95'][0]:.3f}, {v['ci95'][1]:.3f}]" for part, v in sil.items()
+            if isinstance(v, dict)) + f" (goal <= {validity.GOALS['silhouette_auc_max']})")
+
+
+def validity_only(model_dir: str | Path, data_dir: str | Path, segmenter: str | Path | None = None,
+                  n_deletion: int = 60, seed: int = 0) -> dict:
+    """The validity tests of a folder, printed; nothing is written."""
+    folder = Path(model_dir)
+    net, config = load_model_folder(folder)
+    reader = LungReader.from_config(folder, config)
+    geometry = reader.segmenter or load_segmenter(segmenter)
+    paths, labels = data.list_split(data_dir, "test")
+    images, kept, _ = data.load_images(paths)
+    report = validity_report(net, config, reader, geometry, data_dir, images, labels[kept], n_deletion, seed,
+                             "the folder's segmenter" if reader.segmenter else f"segmenter {Path(segmenter).name}")
+    log_validity(report)
+    print(json.dumps(report, indent=2))
+    return report
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", required=True, help="model folder (model.keras + config.json)")
@@ -192,7 +248,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--segmenter", help="lungs.keras for the validity tests of a whole-image model")
     p.add_argument("--adults", help="adult_cxr folder: report transfer to adults (another hospital)")
     p.add_argument("--deletion", type=int, default=60, help="test images in the deletion curves")
+    p.add_argument("--validity-only", action="store_true",
+                   help="run only the validity tests (swap, lungs hidden, heatmap, ROAD, pointing, silhouette), "
+                        "print them and write nothing")
     args = p.parse_args(argv)
+    if args.validity_only:
+        return cli.run(lambda: validity_only(args.model, args.data, args.segmenter, args.deletion))
     return cli.run(lambda: evaluate_folder(args.model, args.data, args.limit, bootstrap=args.bootstrap,
                                            segmenter=args.segmenter, adults_dir=args.adults,
                                            n_deletion=args.deletion))

@@ -87,8 +87,10 @@ def test_evaluate_cli_reports_and_fails_cleanly(trained, tmp_path):
     assert ok.returncode == 0, ok.stderr[-2000:]
     assert "Test (6 images)" in ok.stdout and "Validity (test)" in ok.stdout
     m = json.loads((out / "metrics.json").read_text())
-    assert set(m["validity"]) == {"masks_from", "goals", "test", "validation"}
-    assert {"swap_lungs_auc", "swap_surroundings_auc", "hidden_auc", "heat_in_lungs", "deletion"} <= set(m["validity"]["test"])
+    assert set(m["validity"]) == {"masks_from", "goals", "test", "validation", "silhouette"}
+    assert {"swap_lungs_auc", "swap_surroundings_auc", "hidden_auc", "heat_in_lungs", "deletion", "road",
+            "pointing_game"} <= set(m["validity"]["test"])
+    assert {"validation", "test"} <= set(m["validity"]["silhouette"])
     bad = subprocess.run([sys.executable, "-m", "pneumonia.evaluate", "--model", str(out),
                           "--data", str(tmp_path)], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert bad.returncode == 2 and "Missing folder" in bad.stderr and "Traceback" not in bad.stderr

@@ -87,3 +87,77 @@ def test_deletion_ranks_a_faithful_map_first():
     out = validity.deletion(logits, 1.0, inputs, cams, np.ones(8, bool))
     assert out["gradcam"]["auc"] < out["random"]["auc"] < out["centre"]["auc"] + 1e-9
     assert out["gradcam"]["curve"][0] > 0.99 and out["gradcam"]["curve"][1] < 0.05
+
+
+def lungs_mask(rng, shrink_right: bool):
+    """Two lungs of random size; when `shrink_right`, the right lung is shorter
+    (a consolidated lung segmented small): the outline then carries the label."""
+    import cv2
+    m = np.zeros((224, 224), np.uint8)
+    a, b = rng.integers(22, 30), rng.integers(60, 76)
+    cv2.ellipse(m, (67, 112), (int(a), int(b)), 0, 0, 360, 1, -1)
+    cv2.ellipse(m, (157, 112), (int(a), int(b * (0.55 if shrink_right else 1.0))), 0, 0, 360, 1, -1)
+    return m.astype(bool)
+
+
+@pytest.mark.parametrize("leaks", [True, False])
+def test_silhouette_says_when_the_outline_alone_tells_the_class(leaks):
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 2, 160)
+    masks = np.stack([lungs_mask(rng, leaks and y == 1) for y in labels])
+    out = validity.silhouette_auc(masks[:100], labels[:100], {"held out": (masks[100:], labels[100:])},
+                                  "crop+mask", 0.08, 0.04)
+    auc = out["held out"]["auc"]
+    assert out["fit_n"] == 100 and out["held out"]["n"] == 60
+    assert auc > 0.9 if leaks else 0.3 < auc < 0.7, auc
+    lo, hi = out["held out"]["ci95"]
+    assert lo <= auc <= hi
+
+
+def test_silhouette_of_a_view_without_a_mask_is_blank():
+    """The "crop" view shows the box only: its silhouette is the same white square for every X-ray."""
+    rng = np.random.default_rng(1)
+    masks = np.stack([lungs_mask(rng, bool(i % 2)) for i in range(6)])
+    s = validity.silhouettes(masks, "crop", 0.08, 0.04)
+    assert s.shape == (6, validity.SILHOUETTE_SIZE ** 2) and (s == 1.0).all()
+    m = validity.silhouettes(masks, "crop+mask", 0.08, 0.04)
+    assert 0.2 < m.mean() < 0.9
+
+
+def test_imputation_fills_a_hole_from_its_edges_without_painting_a_shape():
+    """A smooth ramp with a square removed: the fill continues the ramp (a grey
+    or mean fill would leave a flat patch), and pixels not removed stay."""
+    ramp = np.tile(np.linspace(20, 220, 224), (224, 1)).astype(np.uint8)
+    removed = np.zeros((224, 224), bool)
+    removed[80:140, 60:160] = True
+    out = validity.impute(ramp, removed, np.random.default_rng(0), noise=0.0)
+    assert np.array_equal(out[~removed], ramp[~removed])
+    assert np.abs(out[removed].astype(int) - ramp[removed].astype(int)).max() <= 2
+    noisy = validity.impute(ramp, removed, np.random.default_rng(0))
+    assert 1.5 < (noisy[removed].astype(float) - out[removed]).std() < 3.5
+
+
+def test_road_ranks_a_faithful_map_first():
+    """A model whose logit is the brightness of a spot off centre: removing the
+    spot first (a faithful map) lowers the score sooner than random or centre-first."""
+    rng = np.random.default_rng(0)
+    inputs = rng.integers(60, 80, (6, 224, 224)).astype(np.uint8)
+    inputs[:, 16:48, 176:208] = 250
+    cams = np.zeros((6, 7, 7))
+    cams[:, 0:2, 5:7] = 1.0
+
+    def logits(v):
+        return (v[:, 16:48, 176:208].mean(axis=(1, 2)) - 120.0) / 20.0
+    read = np.ones((6, 224, 224), bool)
+    out = validity.road(logits, 1.0, inputs, cams, np.ones(6, bool), read)
+    assert out["gradcam"] < out["random"] and out["gradcam"] < out["centre"]
+    assert out["gradcam_minus_random"]["ci95"][1] < 0
+
+
+def test_pointing_game():
+    maps = np.zeros((2, 7, 7))
+    maps[0, 3, 1] = 1.0   # over the left lung
+    maps[1, 0, 3] = 1.0   # top centre, above the lungs
+    from pneumonia.lung_view import FULL
+    hits = validity.pointing(maps, [FULL, FULL], np.stack([MASK, MASK]))
+    assert hits.tolist() == [True, False]
