@@ -5,7 +5,9 @@ The classifier's input is then, by variant:
 - "full": the canonical image itself (the earlier, whole-image models);
 - "crop": the lungs' bounding box plus a margin, resized to 224x224;
 - "crop+mask": the same crop after everything outside the dilated lung mask
-  was set to black, so borders, leads, labels and the abdomen are gone.
+  was set to black, so borders, leads, labels and the abdomen are gone;
+- "crop+blur": the same crop with the outside blurred instead: the coarse
+  context (heart, diaphragm) stays, sharp detail and the mask's edge go.
 Training, evaluation and serving all call `lung_view`, so the preprocessing
 is one piece of code. A box is kept in fractions of the image's width and
 height, so it maps onto the uploaded image at its own resolution.
@@ -19,7 +21,7 @@ from typing import TYPE_CHECKING
 import cv2
 import numpy as np
 
-from .config import IMAGE_SIZE, LUNG_DILATION, LUNG_MARGIN, LUNG_VARIANTS
+from .config import IMAGE_SIZE, LUNG_BLUR, LUNG_DILATION, LUNG_MARGIN, LUNG_VARIANTS
 from .segmentation import Lungs, Segmenter, load_segmenter, postprocess
 
 if TYPE_CHECKING:  # training's data module (scikit-learn) stays out of the serving path
@@ -92,6 +94,9 @@ def lung_view(canon: np.ndarray, mask: np.ndarray | None, variant: str,
     box = lung_box(mask, margin)
     if variant == "crop+mask":
         canon = np.where(dilate(mask, dilation), canon, 0).astype(np.uint8)
+    elif variant == "crop+blur":
+        blurred = cv2.GaussianBlur(canon, (0, 0), LUNG_BLUR * max(canon.shape))
+        canon = np.where(dilate(mask, dilation), canon, blurred).astype(np.uint8)
     return crop(canon, box), box
 
 

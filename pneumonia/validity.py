@@ -22,9 +22,9 @@ segmenter), and run the classifier the way it is served (`lung_view`):
 - pointing game: the hottest point of the map, on the image, lies inside the
   dilated lungs.
 - silhouette: how much the lung view's outline alone tells the class. A small
-  classifier (logistic regression) sees only the view of a blank image (the
-  lung box and, for "crop+mask", the dilated mask: no pixels), fitted on the
-  training part and scored by ROC AUC elsewhere; ~0.5 means the outline
+  classifier (logistic regression) sees only where the view keeps fine detail
+  (the lung box and the dilated mask, no X-ray pixels: `silhouettes`), fitted
+  on the training part and scored by ROC AUC elsewhere; ~0.5 means the outline
   carries no label, high means a classifier could read the class off it.
 The geometry is held fixed (the composite's lungs are the pasted ones), so
 the tests measure the classifier, not the segmenter.
@@ -39,7 +39,8 @@ from sklearn.metrics import roc_auc_score
 
 from .calibration import sigmoid
 from .config import IMAGE_SIZE
-from .lung_view import dilate, lung_box, lung_view, to_image
+from .config import LUNG_DILATION
+from .lung_view import crop, dilate, lung_box, lung_view, to_image
 
 # Goals (issue "Read the lungs, not the leads").
 GOALS = {"swap_surroundings_auc_max": 0.60, "swap_lungs_auc_min": 0.90, "hidden_auc_max": 0.65,
@@ -56,9 +57,10 @@ NEIGHBOURS = [((dy, dx), 1 / 6 if dy == 0 or dx == 0 else 1 / 12)
 LogitFn = Callable[[np.ndarray], np.ndarray]   # (n, 224, 224) uint8 views -> (n,) logits
 
 
-def views(canons: np.ndarray, masks: np.ndarray, variant: str) -> tuple[np.ndarray, list]:
+def views(canons: np.ndarray, masks: np.ndarray, variant: str,
+          dilation: float = LUNG_DILATION) -> tuple[np.ndarray, list]:
     """The classifier inputs and boxes of a stack of canonical images."""
-    out = [lung_view(c, m, variant) for c, m in zip(canons, masks)]
+    out = [lung_view(c, m, variant, dilation=dilation) for c, m in zip(canons, masks)]
     return np.stack([v for v, _ in out]), [b for _, b in out]
 
 
@@ -69,7 +71,7 @@ def _box_to_box(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
     return np.float32([[sx, 0, (b.x0 - a.x0 * sx) * IMAGE_SIZE], [0, sy, (b.y0 - a.y0 * sy) * IMAGE_SIZE]])
 
 
-def swap_composites(canons: np.ndarray, masks: np.ndarray, n: int, seed: int
+def swap_composites(canons: np.ndarray, masks: np.ndarray, n: int, seed: int, dilation: float = LUNG_DILATION
                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """`n` composites: (images, their lung masks, donor index, recipient index)."""
     rng = np.random.default_rng([seed, 0x5A7])
@@ -81,14 +83,14 @@ def swap_composites(canons: np.ndarray, masks: np.ndarray, n: int, seed: int
         m = _box_to_box(masks[a], masks[b])
         lung = cv2.warpAffine(canons[a], m, size, flags=cv2.INTER_LINEAR)
         mask = cv2.warpAffine(masks[a].astype(np.uint8), m, size, flags=cv2.INTER_NEAREST) > 0
-        images.append(np.where(dilate(mask), lung, canons[b]).astype(np.uint8))
+        images.append(np.where(dilate(mask, dilation), lung, canons[b]).astype(np.uint8))
         lungs.append(mask)
     return np.stack(images), np.stack(lungs), donors, recipients
 
 
-def hide_lungs(canon: np.ndarray, mask: np.ndarray) -> np.ndarray:
+def hide_lungs(canon: np.ndarray, mask: np.ndarray, dilation: float = LUNG_DILATION) -> np.ndarray:
     """The dilated lung region filled with the image's median grey."""
-    return np.where(dilate(mask), np.uint8(np.median(canon)), canon).astype(np.uint8)
+    return np.where(dilate(mask, dilation), np.uint8(np.median(canon)), canon).astype(np.uint8)
 
 
 def _auc(labels: np.ndarray, scores: np.ndarray) -> float:
@@ -107,13 +109,14 @@ def _auc_ci(labels: np.ndarray, scores: np.ndarray, n: int = 1000, seed: int = 0
 
 
 def auc_tests(logits: LogitFn, canons: np.ndarray, masks: np.ndarray, labels: np.ndarray,
-              variant: str, n_swaps: int = 200, seed: int = 0) -> dict:
+              variant: str, n_swaps: int = 200, seed: int = 0, dilation: float = LUNG_DILATION) -> dict:
     """ROC AUC on the images, on swap composites (against lungs and surroundings)
-    and with the lungs hidden."""
-    clean = logits(views(canons, masks, variant)[0])
-    comp, comp_masks, donors, recipients = swap_composites(canons, masks, n_swaps, seed)
-    swapped = logits(views(comp, comp_masks, variant)[0])
-    hidden = logits(views(np.stack([hide_lungs(c, m) for c, m in zip(canons, masks)]), masks, variant)[0])
+    and with the lungs hidden; the lungs are the mask dilated as the view dilates it."""
+    clean = logits(views(canons, masks, variant, dilation)[0])
+    comp, comp_masks, donors, recipients = swap_composites(canons, masks, n_swaps, seed, dilation)
+    swapped = logits(views(comp, comp_masks, variant, dilation)[0])
+    hidden = logits(views(np.stack([hide_lungs(c, m, dilation) for c, m in zip(canons, masks)]), masks, variant,
+                          dilation)[0])
     pairs = {"auc": (labels, clean), "swap_lungs_auc": (labels[donors], swapped),
              "swap_surroundings_auc": (labels[recipients], swapped), "hidden_auc": (labels, hidden)}
     return {"n": int(len(labels)), "swap_n": int(n_swaps),
@@ -122,10 +125,12 @@ def auc_tests(logits: LogitFn, canons: np.ndarray, masks: np.ndarray, labels: np
 
 
 def shortfall(tests: dict) -> float:
-    """How far the AUC tests are from their goals, summed (0 = all met)."""
+    """How far the AUC tests are from their goals, summed (0 = all met); the
+    silhouette's AUC counts too when `tests` has one."""
     return (max(0.0, tests["swap_surroundings_auc"] - GOALS["swap_surroundings_auc_max"])
             + max(0.0, GOALS["swap_lungs_auc_min"] - tests["swap_lungs_auc"])
-            + max(0.0, tests["hidden_auc"] - GOALS["hidden_auc_max"]))
+            + max(0.0, tests["hidden_auc"] - GOALS["hidden_auc_max"])
+            + max(0.0, tests.get("silhouette_auc", 0.0) - GOALS["silhouette_auc_max"]))
 
 
 def heat_share(heat: np.ndarray, mask: np.ndarray) -> float:
@@ -194,11 +199,16 @@ def heat_tests(cam: Callable, logits: LogitFn, temperature: float, decision_logi
 
 
 def silhouettes(masks: np.ndarray, variant: str, margin: float, dilation: float) -> np.ndarray:
-    """(n, SILHOUETTE_SIZE**2) in [0, 1]: the lung view of a white image with
-    each mask, shrunk: what the view's outline shows, with no X-ray in it."""
-    blank = np.full((IMAGE_SIZE, IMAGE_SIZE), 255, np.uint8)
-    out = [cv2.resize(lung_view(blank, m, variant, margin, dilation)[0], (SILHOUETTE_SIZE,) * 2,
-                      interpolation=cv2.INTER_AREA) for m in masks]
+    """(n, SILHOUETTE_SIZE**2) in [0, 1]: where each lung view keeps the X-ray's
+    detail, with no X-ray in it: the dilated mask inside its box for
+    "crop+mask" and "crop+blur" (black or blurred outside: either way its
+    outline shows), the whole box for "crop" (the same for every X-ray)."""
+    outlined = variant in ("crop+mask", "crop+blur")
+    out = []
+    for m in masks:
+        keep = dilate(m, dilation) if outlined else np.ones(m.shape, bool)
+        view = crop(np.uint8(keep) * 255, lung_box(m, margin))
+        out.append(cv2.resize(view, (SILHOUETTE_SIZE,) * 2, interpolation=cv2.INTER_AREA))
     return np.stack(out).reshape(len(masks), -1).astype(np.float32) / 255.0
 
 

@@ -106,6 +106,12 @@ def test_lung_views():
     far = crop((~lung_view.dilate(mask, 0.06)).astype(np.uint8), box) > 0
     assert far.any() and (masked[far] == 0).all()
     assert (masked[crop(mask.astype(np.uint8), box) > 0] > 0).all()
+    # crop+blur: the lungs as they are, the outside smoothed, not blacked out.
+    blurred, box3 = lung_view.lung_view(canon, mask, "crop+blur", margin=0.0)
+    assert box3 == box
+    inside = crop(mask.astype(np.uint8), box) > 0
+    assert np.abs(blurred[inside].astype(int) - view[inside].astype(int)).mean() < 1
+    assert blurred[far].min() > 0 and blurred[far].std() < 0.25 * view[far].std()
     with pytest.raises(ValueError, match="unknown lung variant"):
         lung_view.lung_view(canon, mask, "lungs please")
     with pytest.raises(ValueError, match="needs a segmenter"):

@@ -114,14 +114,18 @@ def test_silhouette_says_when_the_outline_alone_tells_the_class(leaks):
     assert lo <= auc <= hi
 
 
-def test_silhouette_of_a_view_without_a_mask_is_blank():
-    """The "crop" view shows the box only: its silhouette is the same white square for every X-ray."""
+def test_silhouette_shows_the_outline_only_where_the_view_has_one():
+    """"crop" shows the box only: the same silhouette for every X-ray; "crop+mask"
+    and "crop+blur" keep detail inside the lungs only, so theirs follow the masks."""
     rng = np.random.default_rng(1)
     masks = np.stack([lungs_mask(rng, bool(i % 2)) for i in range(6)])
-    s = validity.silhouettes(masks, "crop", 0.08, 0.04)
-    assert s.shape == (6, validity.SILHOUETTE_SIZE ** 2) and (s == 1.0).all()
-    m = validity.silhouettes(masks, "crop+mask", 0.08, 0.04)
-    assert 0.2 < m.mean() < 0.9
+    crop = validity.silhouettes(masks, "crop", 0.08, 0.04)
+    assert crop.shape == (6, validity.SILHOUETTE_SIZE ** 2) and (crop == 1.0).all()
+    for variant in ("crop+mask", "crop+blur"):
+        s = validity.silhouettes(masks, variant, 0.08, 0.04)
+        assert np.abs(s[1] - s[0]).mean() > 0.02, variant   # the shorter right lung shows
+        grid = s[0].reshape(validity.SILHOUETTE_SIZE, -1)
+        assert grid[0, 0] == 0 and grid[16, 8] == 1, variant    # a box corner outside, a lung inside
 
 
 def test_imputation_fills_a_hole_from_its_edges_without_painting_a_shape():
