@@ -45,8 +45,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--lr", type=float, default=d.lr, help="fine-tuning learning rate")
     p.add_argument("--head-lr", type=float, default=d.head_lr)
     p.add_argument("--lung-view", default=d.lung_view, choices=list(LUNG_VARIANTS),
-                   help="what the classifier reads: the lungs' box, the box with the rest blacked out, "
-                        "or the whole image (default %(default)s)")
+                   help="what the classifier reads: the lungs' box, the box with the rest blacked out or "
+                        "blurred, or the whole image (default %(default)s)")
+    p.add_argument("--lung-dilation", type=float, default=d.lung_dilation,
+                   help="how far the lung mask is grown, as a fraction of the image side (default %(default)s)")
     p.add_argument("--lung-masks", metavar="DIR", help="lung_masks folder: train the segmenter first, into --out")
     p.add_argument("--segmenter", metavar="FILE", help="an already trained lungs.keras (instead of --lung-masks)")
     p.add_argument("--seg-epochs", type=int, default=16, help="segmenter epochs with --lung-masks")
@@ -72,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
         head_epochs=args.head_epochs, epochs=args.epochs, batch_size=args.batch_size,
         fine_tune_from=args.fine_tune_from, views=args.views, stress_copies=args.stress_copies, val_fraction=args.val_fraction,
         head_lr=args.head_lr, lr=args.lr, seed=args.seed, limit=args.limit,
-        segmenter=args.segmenter, lung_view=args.lung_view,
+        segmenter=args.segmenter, lung_view=args.lung_view, lung_dilation=args.lung_dilation,
     )
     try:
         if args.lung_view != "full" and args.lung_masks:

@@ -29,7 +29,7 @@ from sklearn.metrics import roc_auc_score
 
 from . import augment, calibration, data
 from . import model as models
-from .config import (CLASS_NAMES, CONFIG_FILE, HISTORY_FILE, IMAGE_SIZE, LUNG_VIEW,
+from .config import (CLASS_NAMES, CONFIG_FILE, HISTORY_FILE, IMAGE_SIZE, LUNG_DILATION, LUNG_VIEW,
                      MODEL_FILE, SEGMENTER_FILE, STRESS_COPIES,
                      TARGET_SENSITIVITY, TEMPERATURE_RULE)
 from .lung_view import LungReader
@@ -58,6 +58,7 @@ class TrainOptions:
     limit: int | None = None
     segmenter: str | None = None      # lungs.keras; None trains on whole images
     lung_view: str = LUNG_VIEW        # see pneumonia.lung_view; "full" needs no segmenter
+    lung_dilation: float = LUNG_DILATION  # of the lung mask, as a fraction of the image side
 
 
 def log(msg: str) -> None:
@@ -137,7 +138,7 @@ def train(opts: TrainOptions) -> Path:
         log(f"  skipped unreadable file {path}: {why}")
     log(f"Read {len(split.labels)} images, skipped {len(split.skipped)} unreadable")
     segmenter = load_segmenter(opts.segmenter) if opts.lung_view != "full" else None
-    reader = LungReader(segmenter, opts.lung_view)
+    reader = LungReader(segmenter, opts.lung_view, dilation=opts.lung_dilation)
     split, without_lungs = reader.read_split(split)
     if segmenter is not None:
         log(f"Lung view {opts.lung_view!r}: images without lungs found, left out: {without_lungs}")

@@ -165,3 +165,14 @@ def test_pointing_game():
     from pneumonia.lung_view import FULL
     hits = validity.pointing(maps, [FULL, FULL], np.stack([MASK, MASK]))
     assert hits.tolist() == [True, False]
+
+
+def test_shortfall_counts_the_silhouette_when_measured():
+    met = {"swap_surroundings_auc": 0.55, "swap_lungs_auc": 0.95, "hidden_auc": 0.6}
+    assert validity.shortfall(met) == 0
+    assert validity.shortfall({**met, "silhouette_auc": 0.60}) == 0
+    assert validity.shortfall({**met, "silhouette_auc": 0.75}) == pytest.approx(0.10)
+    from pneumonia.probe import choose
+    results = {"a": {**met, "silhouette_auc": 0.9, "auc": 0.99}, "b": {**met, "silhouette_auc": 0.6, "auc": 0.97},
+               "c": {**met, "silhouette_auc": 0.62, "auc": 0.98}}
+    assert choose(results) == "c"   # among those meeting every goal, the best AUC
