@@ -15,8 +15,8 @@ os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 # Gradio's queue rebuilds a pandas table of its last 10,000 events after every
-# request for its monitoring summary (unused here): ~10 ms a request once
-# busy, growing with the requests served. Every 1,000 events over the last 1,000.
+# request for its monitoring summary (unused here), a cost that grows with the
+# requests served: every 1,000 events over the last 1,000 instead.
 os.environ.setdefault("GRADIO_ANALYTICS_CACHE_FREQUENCY", "1000")
 os.environ.setdefault("GRADIO_ANALYTICS_MAX_EVENTS", "1000")
 
