@@ -42,25 +42,9 @@ def _masks(geometry, canons: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.stack([lu.mask for lu, k in zip(lungs, ok) if k]), ok
 
 
-def silhouette_report(reader: LungReader, geometry, split, test: tuple[np.ndarray, np.ndarray],
-                      seed: int = 0) -> dict:
-    """The silhouette test: fitted on the training part's masks, scored on
-    validation (choice) and test (report)."""
-    parts = {}
-    for name, (canons, labels) in {"train": (split.images[split.train_idx], split.labels[split.train_idx]),
-                                   "validation": (split.images[split.val_idx], split.labels[split.val_idx]),
-                                   "test": test}.items():
-        masks, ok = _masks(geometry, canons)
-        parts[name] = (masks, labels[ok])
-    fit = parts.pop("train")
-    return validity.silhouette_auc(*fit, parts, reader.variant, reader.margin, reader.dilation, seed)
-
-
-def _validity(net, config: dict, variant: str, geometry, canons: np.ndarray, labels: np.ndarray,
+def _validity(net, config: dict, variant: str, canons: np.ndarray, masks: np.ndarray, labels: np.ndarray,
               n_deletion: int, seed: int) -> dict:
-    """The swap, lungs-hidden and heatmap tests on the images whose lungs `geometry` finds."""
-    masks, ok = _masks(geometry, canons)
-    canons, labels = canons[ok], labels[ok]
+    """The swap, lungs-hidden and heatmap tests on images with their lung masks."""
     # Grad-CAM as the app computes it (from the forward pass), for the class
     # decided at the folder's calibrated threshold.
     threshold_logit = decision_logit(config["temperature"], config["threshold"])
@@ -76,8 +60,7 @@ def _validity(net, config: dict, variant: str, geometry, canons: np.ndarray, lab
         z = head.logits(pooled)
         return z, linear_cam(activations, head.w, z >= threshold_logit)
 
-    result = {"without_lungs": int((~ok).sum()),
-              **validity.auc_tests(logits, canons, masks, labels, variant, seed=seed)}
+    result = validity.auc_tests(logits, canons, masks, labels, variant, seed=seed)
     result["shortfall"] = validity.shortfall(result)
     if n_deletion:  # the heatmap tests are reported on test only
         result.update(validity.heat_tests(cams, logits, config["temperature"], threshold_logit, canons, masks,
@@ -86,16 +69,29 @@ def _validity(net, config: dict, variant: str, geometry, canons: np.ndarray, lab
 
 
 def validity_report(net, config: dict, reader: LungReader, geometry, data_dir: str | Path, images: np.ndarray,
-                    labels: np.ndarray, n_deletion: int, seed: int, masks_from: str) -> dict:
-    """Every validity test: on test (report) and on validation (choice), and the silhouette."""
+                    labels: np.ndarray, n_deletion: int, seed: int, segmenter: str | Path | None = None) -> dict:
+    """Every validity test: on test (report) and on validation (choice), and the
+    silhouette (fitted on the training part); each part's lungs found once."""
     log("Validity tests on test (report) and on validation (choice)")
     tr = config.get("training", {})
     split = data.load_train_split(data_dir, tr.get("limit"), tr.get("seed", 0), tr.get("val_fraction", 0.15))
-    return {"masks_from": masks_from, "goals": validity.GOALS,
-            "test": _validity(net, config, reader.variant, geometry, images, labels, n_deletion, seed),
-            "validation": _validity(net, config, reader.variant, geometry, split.images[split.val_idx],
-                                    split.labels[split.val_idx], 0, seed),
-            "silhouette": silhouette_report(reader, geometry, split, (images, labels), seed)}
+    parts = {}
+    for name, (canons, y) in {"test": (images, labels),
+                              "validation": (split.images[split.val_idx], split.labels[split.val_idx]),
+                              "train": (split.images[split.train_idx], split.labels[split.train_idx])}.items():
+        masks, ok = _masks(geometry, canons)
+        parts[name] = (canons[ok], masks, y[ok], int((~ok).sum()))
+    report = {"masks_from": "the folder's segmenter" if reader.segmenter else f"segmenter {Path(segmenter).name}",
+              "goals": validity.GOALS}
+    for name, n_del in (("test", n_deletion), ("validation", 0)):
+        canons, masks, y, without = parts[name]
+        report[name] = {"without_lungs": without,
+                        **_validity(net, config, reader.variant, canons, masks, y, n_del, seed)}
+    fit = parts["train"]
+    report["silhouette"] = validity.silhouette_auc(
+        fit[1], fit[2], {name: parts[name][1:3] for name in ("validation", "test")},
+        reader.variant, reader.margin, reader.dilation, seed)
+    return report
 
 
 def _answers(net, config: dict, folder: Path, views: np.ndarray) -> tuple[np.ndarray, dict]:
@@ -164,8 +160,7 @@ def evaluate_folder(model_dir: str | Path, data_dir: str | Path, limit: int | No
     geometry = reader.segmenter or (load_segmenter(segmenter) if segmenter else None)
     if geometry is not None:
         metrics["validity"] = validity_report(net, config, reader, geometry, data_dir, images, labels, n_deletion,
-                                              seed, "the folder's segmenter" if reader.segmenter
-                                              else f"segmenter {Path(segmenter).name}")
+                                              seed, segmenter)
     if adults_dir:
         metrics["adult_transfer"] = adult_transfer(net, config, folder, reader, adults_dir, bootstrap, seed)
     (folder / METRICS_FILE).write_text(json.dumps(metrics, indent=2) + "\n")
@@ -233,7 +228,7 @@ def validity_only(model_dir: str | Path, data_dir: str | Path, segmenter: str | 
     paths, labels = data.list_split(data_dir, "test")
     images, kept, _ = data.load_images(paths)
     report = validity_report(net, config, reader, geometry, data_dir, images, labels[kept], n_deletion, seed,
-                             "the folder's segmenter" if reader.segmenter else f"segmenter {Path(segmenter).name}")
+                             segmenter)
     log_validity(report)
     print(json.dumps(report, indent=2))
     return report

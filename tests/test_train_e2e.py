@@ -91,6 +91,11 @@ def test_evaluate_cli_reports_and_fails_cleanly(trained, tmp_path):
     assert {"swap_lungs_auc", "swap_surroundings_auc", "hidden_auc", "heat_in_lungs", "deletion", "road",
             "pointing_game"} <= set(m["validity"]["test"])
     assert {"validation", "test"} <= set(m["validity"]["silhouette"])
+    only = subprocess.run([sys.executable, "-m", "pneumonia.evaluate", "--model", str(out), "--data", str(DATA),
+                           "--validity-only", "--deletion", "3"], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert only.returncode == 0, only.stderr[-2000:]
+    assert "Validity (test)" in only.stdout and "Silhouette" in only.stdout
+    assert json.loads((out / "metrics.json").read_text()) == m   # --validity-only writes nothing
     bad = subprocess.run([sys.executable, "-m", "pneumonia.evaluate", "--model", str(out),
                           "--data", str(tmp_path)], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert bad.returncode == 2 and "Missing folder" in bad.stderr and "Traceback" not in bad.stderr
