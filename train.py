@@ -49,6 +49,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         "blurred, or the whole image (default %(default)s)")
     p.add_argument("--lung-dilation", type=float, default=d.lung_dilation,
                    help="how far the lung mask is grown, as a fraction of the image side (default %(default)s)")
+    p.add_argument("--precision", default=d.precision, choices=["float32", "mixed_bfloat16"],
+                   help="compute precision while training (weights and the saved model stay float32)")
     p.add_argument("--lung-masks", metavar="DIR", help="lung_masks folder: train the segmenter first, into --out")
     p.add_argument("--segmenter", metavar="FILE", help="an already trained lungs.keras (instead of --lung-masks)")
     p.add_argument("--seg-epochs", type=int, default=16, help="segmenter epochs with --lung-masks")
@@ -75,6 +77,7 @@ def main(argv: list[str] | None = None) -> int:
         fine_tune_from=args.fine_tune_from, views=args.views, stress_copies=args.stress_copies, val_fraction=args.val_fraction,
         head_lr=args.head_lr, lr=args.lr, seed=args.seed, limit=args.limit,
         segmenter=args.segmenter, lung_view=args.lung_view, lung_dilation=args.lung_dilation,
+        precision=args.precision,
     )
     try:
         if args.lung_view != "full" and args.lung_masks:

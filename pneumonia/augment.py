@@ -9,6 +9,8 @@ uint8 greyscale images.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import cv2
 import numpy as np
 
@@ -72,3 +74,29 @@ def stressed(images: np.ndarray, copies: int, seed: int) -> np.ndarray:
     """
     rng = np.random.default_rng([seed, 0x57E55])
     return np.concatenate([views(images, rng) for _ in range(copies)]) if copies else images[:0]
+
+
+# A lung view is cut from the canonical image by its own mask, so a view of an
+# augmented upload is found *after* augmenting: a reframed or re-exposed
+# upload moves the mask too, and the model should learn that the answer does
+# not follow the mask. `read` is a LungReader's read.
+Read = Callable[[np.ndarray], tuple]
+
+
+def lung_views(read: Read, canons: np.ndarray, fallback: np.ndarray) -> np.ndarray:
+    """What the classifier reads of each (augmented) canonical image; where no
+    lungs are found in it, the matching `fallback` view (the clean one)."""
+    if not len(canons):
+        return fallback[:0]
+    out, _, _, found = read(canons)
+    return np.where(found[:, None, None], out, fallback)
+
+
+def lung_augmented(read: Read, canons: np.ndarray, clean: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """One random lung view of each canonical image, augmented before the lungs are found."""
+    return lung_views(read, views(canons, rng), clean)
+
+
+def lung_stressed(read: Read, canons: np.ndarray, clean: np.ndarray, copies: int, seed: int) -> np.ndarray:
+    """`stressed` copies of canonical images, seen through their own lungs."""
+    return lung_views(read, stressed(canons, copies, seed), np.tile(clean, (copies, 1, 1)))

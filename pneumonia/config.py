@@ -62,6 +62,22 @@ SCREEN_RULE = (
     "validation ROC AUC is trained; if none does, the smallest summed shortfall over the four."
 )
 
+# Issue "Accurate again": how its model is trained and judged, committed before the runs it judges.
+TRAIN_RULE = (
+    "Validation only. (1) The lung view named by SCREEN_RULE (crop+blur, dilation 0.04). (2) The recipe: "
+    "fine-tuning conv4 + conv5 on 2 augmented views per training image (augmented before the lungs are found), "
+    "5 epochs, the epoch with the best validation ROC AUC kept; in mixed_bfloat16 if bench/bf16_training.py "
+    "shows bf16 within 0.01 of fp32 in validation ROC AUC, clean and stressed, else float32. (3) It replaces "
+    "the served model if its summed validity shortfall on validation composites (swap lungs and surroundings, "
+    "lungs hidden, silhouette) is smaller by more than 0.02, or within 0.02 and its stressed validation ROC "
+    "AUC is higher. (4) Routing: 'is this an adult?' is fitted on children (training part + Shenzhen "
+    "pediatric X-rays of the fit part) against adults (NIH fit part + Shenzhen and Montgomery adults of the "
+    "fit part); hard routing uses the lowest adult probability that sends at most 1% of validation children "
+    "(clean and stressed) to the adult head; hard routing or a soft blend of the heads by the adult "
+    "probability, whichever has the lower log loss on validation children (clean and stressed) plus the "
+    "adults' validation part. Test numbers are reported, never used to choose."
+)
+
 # Files of a model folder.
 MODEL_FILE = "model.keras"
 CONFIG_FILE = "config.json"

@@ -191,15 +191,16 @@ class LungReader:
             seen &= dilate(lungs.mask, self.dilation)
         return seen
 
-    def read_split(self, split: "TrainSplit") -> tuple["TrainSplit", dict[str, int]]:
-        """A `data.TrainSplit` of canonical images -> the same split of classifier
-        inputs, without the images whose lungs were not found (counted per part)."""
+    def read_split(self, split: "TrainSplit") -> tuple["TrainSplit", dict[str, int], np.ndarray]:
+        """A `data.TrainSplit` of canonical images -> (the same split of classifier
+        inputs without the images whose lungs were not found, how many were left
+        out per part, which images were kept (bool, per original image))."""
         if self.variant == "full":
-            return split, {"train": 0, "validation": 0}
+            return split, {"train": 0, "validation": 0}, np.ones(len(split.labels), bool)
         views, _, _, found = self.read(split.images)
         without = {"train": int((~found[split.train_idx]).sum()),
                    "validation": int((~found[split.val_idx]).sum())}
-        return split.subset(found, views), without
+        return split.subset(found, views), without, found
 
     def describe(self) -> dict:
         return {"variant": self.variant, "margin": self.margin, "dilation": self.dilation}

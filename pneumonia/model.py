@@ -55,7 +55,7 @@ def build_model(weights: str | None = "imagenet", dropout: float = 0.3) -> keras
     backbone = keras.applications.ResNet50(include_top=False, weights=None, input_tensor=x)
     x = keras.layers.GlobalAveragePooling2D(name="avg_pool")(backbone.output)
     x = keras.layers.Dropout(dropout, name="dropout")(x)
-    logit = keras.layers.Dense(1, name="logit")(x)
+    logit = keras.layers.Dense(1, name="logit", dtype="float32")(x)   # fp32 even under mixed precision
     model = keras.Model(inputs, logit, name="pneumonia_resnet50")
     pretrained = _imagenet_backbone(weights)
     if pretrained is not None:

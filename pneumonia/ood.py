@@ -96,7 +96,7 @@ def fit_folder(model_dir: str | Path, data_dir: str | Path) -> OODGuard:
     split = data.load_train_split(data_dir, config["data"].get("limit_per_class"),
                                   config["training"]["seed"], config["training"]["val_fraction"])
     # The guard reads what the classifier reads: the lung view, for lung models.
-    split, _ = LungReader.from_config(folder, config).read_split(split)
+    split, _, _ = LungReader.from_config(folder, config).read_split(split)
     train_idx, val_idx = split.train_idx, split.val_idx
     log(f"OOD guard: features of {len(split.images)} training-split X-rays")
     feats = pooled_features(net, split.images)

@@ -190,7 +190,7 @@ def fit_folder(model_dir: str | Path, data_dir: str | Path, adults_dir: str | Pa
     reader = LungReader.from_config(folder, config)
     tr = config["training"]
     split = data.load_train_split(data_dir, tr.get("limit"), tr["seed"], tr["val_fraction"])
-    split, _ = reader.read_split(split)
+    split, _, _ = reader.read_split(split)
     adults = load_adults(adults_dir, tr["seed"])
     views, _, _, found = reader.read(adults.canons)
     log(f"Population: features of {len(split.images)} training-split X-rays and {found.sum()} adults")

@@ -59,6 +59,7 @@ class TrainOptions:
     segmenter: str | None = None      # lungs.keras; None trains on whole images
     lung_view: str = LUNG_VIEW        # see pneumonia.lung_view; "full" needs no segmenter
     lung_dilation: float = LUNG_DILATION  # of the lung mask, as a fraction of the image side
+    precision: str = "float32"        # or "mixed_bfloat16": compute in bf16, weights and saved model fp32
 
 
 def log(msg: str) -> None:
@@ -126,6 +127,7 @@ def train(opts: TrainOptions) -> Path:
     """Train, calibrate and save a model folder (without test metrics)."""
     t0 = time.time()
     keras.utils.set_random_seed(opts.seed)
+    keras.mixed_precision.set_global_policy(opts.precision)   # bf16 runs ~1.6x faster on AVX-512 BF16 CPUs
     rng = np.random.default_rng(opts.seed)
     out = Path(opts.out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -139,7 +141,9 @@ def train(opts: TrainOptions) -> Path:
     log(f"Read {len(split.labels)} images, skipped {len(split.skipped)} unreadable")
     segmenter = load_segmenter(opts.segmenter) if opts.lung_view != "full" else None
     reader = LungReader(segmenter, opts.lung_view, dilation=opts.lung_dilation)
-    split, without_lungs = reader.read_split(split)
+    canons = split.images
+    split, without_lungs, kept = reader.read_split(split)
+    canons = canons[kept]   # the canonical images behind split.images, for augmentation before the lungs
     if segmenter is not None:
         log(f"Lung view {opts.lung_view!r}: images without lungs found, left out: {without_lungs}")
     images, labels, groups = split.images, split.labels, split.groups
@@ -153,8 +157,9 @@ def train(opts: TrainOptions) -> Path:
 
     # Views: the clean image, then `views` augmented ones per training image;
     # validation images clean, then their fixed stressed copies.
-    train_views = [images[train_idx]] + [augment.views(images[train_idx], rng) for _ in range(opts.views)]
-    stressed_val = augment.stressed(images[val_idx], opts.stress_copies, opts.seed)
+    train_views = [images[train_idx]] + [augment.lung_augmented(reader.read, canons[train_idx], images[train_idx], rng)
+                                         for _ in range(opts.views)]
+    stressed_val = augment.lung_stressed(reader.read, canons[val_idx], images[val_idx], opts.stress_copies, opts.seed)
     view_images = np.concatenate(train_views + [images[val_idx], stressed_val])
     n_train, n_val = len(train_idx), len(val_idx)
     log(f"Caching {cache_layer} for {len(view_images)} views ({1 + opts.views} per training image, "
@@ -220,6 +225,10 @@ def train(opts: TrainOptions) -> Path:
     log(f"Temperature {temperature:.4f} (validation + {opts.stress_copies} stressed copies), "
         f"threshold {threshold:.4f} (highest with clean validation sensitivity >= {TARGET_SENSITIVITY})")
 
+    if opts.precision != "float32":  # the weights were kept in fp32; serve and explain from an fp32 graph
+        keras.mixed_precision.set_global_policy("float32")
+        trained, net = net, models.build_model(None, opts.dropout)
+        net.set_weights(trained.get_weights())
     for layer in net.layers:
         layer.trainable = True
     net.save(out / MODEL_FILE)

@@ -48,7 +48,7 @@ def report(folder: str | Path, data_dir: str | Path, splits: dict | None = None,
     splits = {} if splits is None else splits
     if key not in splits:
         splits[key] = data.load_train_split(data_dir, limit, seed, fraction)
-    split, _ = LungReader.from_config(folder, config).read_split(splits[key])
+    split, _, _ = LungReader.from_config(folder, config).read_split(splits[key])
     y_val = split.labels[split.val_idx]
     clean, stressed = validation_logits(net, split, seed)
     y_stressed = np.tile(y_val, STRESS_COPIES)
