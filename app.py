@@ -103,7 +103,7 @@ def show_example(heatmap_for: str, evt: gr.SelectData):
 # (nothing is answered before the user asks).
 NOTICE_JS = """(d) => {
   const text = !d ? "" : d.verdict ? `### ${d.verdict}\nNo diagnosis is given for this image.` :
-    d.population_notice ? `### ⚠️ Outside the training population\n${d.population_notice}` : "";
+    d.population_notice ? `### ⚠️ This looks like an adult's X-ray\n${d.population_notice}` : "";
   if (d && window.innerWidth < 700)
     setTimeout(() => document.getElementById("answer")?.scrollIntoView({behavior: "smooth"}), 50);
   return text;
@@ -115,7 +115,8 @@ DECISION_JS = """(d) => !d ? "" : d.verdict ?
   !d.decision ? "" :
   `**Decision: ${d.decision}**: P(PNEUMONIA) = ${(100 * d.probability_pneumonia).toFixed(1)}% is ` +
   `${d.probability_pneumonia >= d.threshold ? "at or above" : "below"} the operating threshold ` +
-  `${(100 * d.threshold).toFixed(1)}%` + (d.answered_by === "adult head" ? " (the adult head's)" : "") +
+  `${(100 * d.threshold).toFixed(1)}%` + (d.answered_by === "adult head" ? " (the adult head's)" :
+   d.answered_by === "both heads, blended" ? " (the two heads' blended by P(adult))" : "") +
   `. Heatmap for: ${d.heatmap_class}.`"""
 CSS = """
 #notice h3 { margin: 0 0 4px 0; }

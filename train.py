@@ -59,6 +59,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--no-eval", action="store_true", help="skip the test-split report")
     p.add_argument("--adults", metavar="DIR", help="adult_cxr folder: fit the guard on children and adults, "
                    "the population score and the adult head (pneumonia.population), and report adults")
+    p.add_argument("--hospitals", metavar="DIR", help="lung_masks folder (with --adults): Shenzhen's and "
+                   "Montgomery's X-rays join P(adult) and the adult head, and are reported")
     p.add_argument("--push-to-hub", metavar="REPO_ID", default=None, help="upload the model folder to the Hub")
     p.add_argument("--private", action="store_true", help="create the Hub repo as private")
     return p.parse_args(argv)
@@ -89,13 +91,13 @@ def main(argv: list[str] | None = None) -> int:
         folder = train(opts)
         if args.adults:  # the guard on children and adults, the population score, the adult head
             from pneumonia.population import fit_folder
-            fit_folder(folder, args.data, args.adults)
+            fit_folder(folder, args.data, args.adults, args.hospitals)
         else:
             from pneumonia.ood import fit_folder
             fit_folder(folder, args.data)
         if not args.no_eval:
             from pneumonia.evaluate import evaluate_folder
-            evaluate_folder(folder, args.data, args.limit, adults_dir=args.adults)
+            evaluate_folder(folder, args.data, args.limit, adults_dir=args.adults, hospitals_dir=args.hospitals)
         from pneumonia.export import export_folder  # what the app serves: forward-only networks
         export_folder(folder)
     except (DataError, FileNotFoundError, SegmenterError) as e:

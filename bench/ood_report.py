@@ -15,8 +15,7 @@ images nobody fitted or tuned the guard or the population score on.
   inverted, cropped to one lung, blurred.
 "Recognised" means answered with a diagnosis; refusals are counted by where
 they happen (the file check, "No lung fields found", the guard). For the
-X-rays it also counts how many the population score puts outside the
-training population. Writes `ood_report.json` into the model folder (the
+X-rays it also counts how many P(adult) calls an adult's. Writes `ood_report.json` into the model folder (the
 model card shows it).
 """
 from __future__ import annotations
@@ -127,7 +126,7 @@ def main() -> None:
         sys.exit(f"{args.model} has no guard: run python -m pneumonia.population first")
 
     def outcome(source) -> str:
-        """'answered' or where it was refused; answered X-rays outside the population are 'outside'."""
+        """'answered' or where it was refused; answered X-rays that look like an adult's are 'adult'."""
         try:
             r = predictor.analyze_array(source) if isinstance(source, np.ndarray) else predictor.analyze(source)
         except NoLungsError:
@@ -136,12 +135,12 @@ def main() -> None:
             return "file check"
         if not r.get("is_chest_xray"):
             return "guard"
-        return "answered" if r.get("in_training_population", True) else "answered, outside population"
+        return "answered, adult" if r.get("looks_adult", False) else "answered"
 
     def tally(outcomes: list[str]) -> dict:
         n = len(outcomes)
         answered = sum(o.startswith("answered") for o in outcomes)
-        return {"n": n, "recognised": answered / n, "outside_population": sum(o.endswith("population")
+        return {"n": n, "recognised": answered / n, "looks_adult": sum(o.endswith("adult")
                                                                                for o in outcomes) / max(answered, 1),
                 "refused_by": {k: outcomes.count(k) for k in ("file check", "no lungs", "guard") if k in outcomes}}
 
@@ -176,11 +175,11 @@ def main() -> None:
     folder = Path(args.model)
     (folder / OOD_REPORT_FILE).write_text(json.dumps(report, indent=2) + "\n")
     card.write_card(folder, predictor.config, json.loads((folder / METRICS_FILE).read_text()))
-    print("| images | n | recognised as chest X-rays | of those, outside the training population | goal |")
+    print("| images | n | recognised as chest X-rays | of those, looking like an adult's | goal |")
     print("|---|---|---|---|---|")
     goals = {"test-split children (Guangzhou)": ">= 99% recognised", "NIH adults, report part": ">= 97% recognised"}
     for name, t in report["xrays"].items():
-        print(f"| {name} | {t['n']} | {t['recognised']:.1%} | {t['outside_population']:.1%} | {goals.get(name, '')} |")
+        print(f"| {name} | {t['n']} | {t['recognised']:.1%} | {t['looks_adult']:.1%} | {goals.get(name, '')} |")
     n = report["non_xrays"]
     print(f"| non-X-rays (package photos, synthetic, pydicom CT/MR/US/NM) | {n['n']} | "
           f"{1 - n['refused']:.1%} ({n['refused']:.1%} refused: {n['refused_by']}) | | >= 95% refused |")

@@ -29,7 +29,7 @@ from .lung_view import LungReader
 from .metrics import evaluate_probs
 from .model import grey_to_rgb, load_model_folder, pediatric_head, pooled_features
 from .segmentation import load_segmenter, postprocess
-from .adults import SOURCE as ADULTS_SOURCE, load_adults
+from .adults import HOSPITALS, SOURCE as ADULTS_SOURCE, TB, load_adults, load_hospitals
 from .ood import OOD_FILE, OODGuard
 from .population import POPULATION_FILE, Population, answer
 from .training import log, predict_logits
@@ -100,8 +100,8 @@ def _answers(net, config: dict, folder: Path, views: np.ndarray) -> tuple[np.nda
     population = Population.load(folder / POPULATION_FILE) if (folder / POPULATION_FILE).is_file() else None
     pediatric = pediatric_head(net, config)
     pooled = pooled_features(net, views)
-    probs, thresholds, inside, _ = answer(pooled, pediatric, population)
-    return pooled, {"probs": probs, "thresholds": thresholds, "inside": inside, "population": population,
+    probs, thresholds, share, _ = answer(pooled, pediatric, population)
+    return pooled, {"probs": probs, "thresholds": thresholds, "adult_share": share, "population": population,
                     "pediatric": pediatric.probability(pooled), "pediatric_threshold": pediatric.threshold}
 
 
@@ -110,11 +110,20 @@ def _compact(m: dict) -> dict:
     return m
 
 
+def _routed(a: dict) -> np.ndarray:
+    """Answered mostly by the adult head (hard routing: by it alone)."""
+    return a["adult_share"] > 0.5
+
+
 def adult_transfer(net, config: dict, folder: Path, reader: LungReader, adults_dir: str | Path, bootstrap: int,
-                   seed: int) -> dict:
-    """NIH adults' `report` part (never fitted or tuned on): the app's answers
-    and the pediatric head's alone, with the guard's and the population score's verdicts."""
-    adults = load_adults(adults_dir, config.get("training", {}).get("seed", 0))
+                   seed: int, hospitals_dir: str | Path | None = None) -> dict:
+    """The report parts, never fitted or tuned on: NIH adults (the app's answers
+    and the pediatric head's alone, with the guard's and P(adult)'s verdicts),
+    and per hospital of `hospitals_dir` (Shenzhen, Montgomery): specificity on
+    normal X-rays at the served threshold, what the page says for TB X-rays,
+    and how many are routed to the adult head, adults and children apart."""
+    tr_seed = config.get("training", {}).get("seed", 0)
+    adults = load_adults(adults_dir, tr_seed)
     idx = adults.part("report")
     labels = adults.labels[idx]
     views, _, _, found = reader.read(adults.canons[idx])
@@ -124,17 +133,50 @@ def adult_transfer(net, config: dict, folder: Path, reader: LungReader, adults_d
            "without_lungs": int((~found).sum()),
            "served": _compact(evaluate_probs(y, a["probs"], a["thresholds"], bootstrap, seed)),
            "pediatric_head": _compact(evaluate_probs(y, a["pediatric"], a["pediatric_threshold"], bootstrap, seed)),
-           "outside_population": float(np.mean(~a["inside"]))}
+           "routed_to_adult_head": float(np.mean(_routed(a)))}
     guard_file = folder / OOD_FILE
     if guard_file.is_file():
         guard = OODGuard.load(guard_file)
         out["guard_accepted"] = float(np.mean(guard.score(pooled) <= guard.threshold))
+    if hospitals_dir:
+        out["hospitals"] = hospital_report(net, config, folder, reader, hospitals_dir, tr_seed, seed)
+    return out
+
+
+def hospital_report(net, config: dict, folder: Path, reader: LungReader, hospitals_dir: str | Path,
+                    split_seed: int, seed: int) -> dict:
+    """Shenzhen's and Montgomery's report parts, per hospital and age group."""
+    h = load_hospitals(hospitals_dir, split_seed)
+    idx = h.part("report")
+    views, _, _, found = reader.read(h.canons[idx])
+    idx = idx[found]
+    _, a = _answers(net, config, folder, views[found])
+    said = a["probs"] >= a["thresholds"]
+    out = {"part": "report", "without_lungs": int((~found).sum())}
+    rng = np.random.default_rng(seed)
+    for hospital in HOSPITALS:
+        for age, is_adult in (("adults", True), ("children", False)):
+            here = (np.asarray(h.sources)[idx] == hospital) & (h.adult[idx] == is_adult)
+            if not here.any():
+                continue
+            normal, tb = here & (h.labels[idx] == 0), here & (h.labels[idx] == TB)
+            row = {"n": int(here.sum()), "routed_to_adult_head": float(np.mean(_routed(a)[here])),
+                   "n_normal": int(normal.sum()), "n_tb": int(tb.sum())}
+            if normal.any():
+                spec = ~said[normal]
+                boots = [rng.choice(spec, len(spec)).mean() for _ in range(1000)]
+                row.update(specificity=float(spec.mean()),
+                           specificity_ci95=[float(np.percentile(boots, 2.5)), float(np.percentile(boots, 97.5))])
+            if tb.any():
+                row["tb_answered_pneumonia"] = float(said[tb].mean())
+            out[f"{hospital} {age}"] = row
     return out
 
 
 def evaluate_folder(model_dir: str | Path, data_dir: str | Path, limit: int | None = None,
                     seed: int = 0, bootstrap: int = 2000, segmenter: str | Path | None = None,
-                    adults_dir: str | Path | None = None, n_deletion: int = 60) -> dict:
+                    adults_dir: str | Path | None = None, n_deletion: int = 60,
+                    hospitals_dir: str | Path | None = None) -> dict:
     folder = Path(model_dir)
     net, config = load_model_folder(folder)
     reader = LungReader.from_config(folder, config)
@@ -150,7 +192,8 @@ def evaluate_folder(model_dir: str | Path, data_dir: str | Path, limit: int | No
     metrics = evaluate_probs(labels[found], probs, a["thresholds"], bootstrap, seed)
     if a["population"] is not None:
         metrics["population"] = {
-            "outside": float(np.mean(~a["inside"])), "n_outside": int((~a["inside"]).sum()),
+            "routed_to_adult_head": float(np.mean(_routed(a))), "n_routed": int(_routed(a).sum()),
+            "mean_adult_share": float(np.mean(a["adult_share"])),
             "pediatric_head_only": _compact(evaluate_probs(labels[found], a["pediatric"], a["pediatric_threshold"],
                                                            bootstrap, seed))}
     metrics.update({"split": "test", "data_dir_name": Path(data_dir).name,
@@ -162,7 +205,8 @@ def evaluate_folder(model_dir: str | Path, data_dir: str | Path, limit: int | No
         metrics["validity"] = validity_report(net, config, reader, geometry, data_dir, images, labels, n_deletion,
                                               seed, segmenter)
     if adults_dir:
-        metrics["adult_transfer"] = adult_transfer(net, config, folder, reader, adults_dir, bootstrap, seed)
+        metrics["adult_transfer"] = adult_transfer(net, config, folder, reader, adults_dir, bootstrap, seed,
+                                                   hospitals_dir)
     (folder / METRICS_FILE).write_text(json.dumps(metrics, indent=2) + "\n")
     history_path = folder / HISTORY_FILE
     history = json.loads(history_path.read_text()) if history_path.is_file() else None
@@ -186,7 +230,7 @@ def summary(metrics: dict) -> None:
     log_validity(metrics.get("validity", {}))
     if "population" in metrics:
         old = metrics["population"]["pediatric_head_only"]
-        log(f"Outside the training population: {metrics['population']['n_outside']} test X-rays; pediatric head "
+        log(f"Routed to the adult head: {metrics['population']['n_routed']} test X-rays; pediatric head "
             f"alone: accuracy {old['at_threshold']['accuracy']:.4f}, ROC AUC {old['roc_auc']:.4f}")
     if "adult_transfer" in metrics:
         a = metrics["adult_transfer"]
@@ -195,6 +239,12 @@ def summary(metrics: dict) -> None:
             log(f"Adults (NIH report part, {m['n']} images), {name}: ROC AUC {m['roc_auc']:.3f} "
                 f"[{m['ci95_at_threshold']['roc_auc'][0]:.3f}, {m['ci95_at_threshold']['roc_auc'][1]:.3f}], "
                 f"sensitivity {m['at_threshold']['sensitivity']:.3f}, specificity {m['at_threshold']['specificity']:.3f}")
+        for name, r in a.get("hospitals", {}).items():
+            if isinstance(r, dict):
+                log(f"{name} (report part, {r['n']}): routed to the adult head {r['routed_to_adult_head']:.1%}"
+                    + (f", specificity on {r['n_normal']} normals {r['specificity']:.3f}" if "specificity" in r else "")
+                    + (f", TB answered PNEUMONIA {r['tb_answered_pneumonia']:.1%} of {r['n_tb']}"
+                       if "tb_answered_pneumonia" in r else ""))
 
 
 def log_validity(report: dict) -> None:
@@ -242,6 +292,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--bootstrap", type=int, default=2000, help="bootstrap resamples for the 95%% intervals")
     p.add_argument("--segmenter", help="lungs.keras for the validity tests of a whole-image model")
     p.add_argument("--adults", help="adult_cxr folder: report transfer to adults (another hospital)")
+    p.add_argument("--hospitals", help="lung_masks folder: report Shenzhen's and Montgomery's X-rays (with --adults)")
     p.add_argument("--deletion", type=int, default=60, help="test images in the deletion curves")
     p.add_argument("--validity-only", action="store_true",
                    help="run only the validity tests (swap, lungs hidden, heatmap, ROAD, pointing, silhouette), "
@@ -251,7 +302,7 @@ def main(argv: list[str] | None = None) -> int:
         return cli.run(lambda: validity_only(args.model, args.data, args.segmenter, args.deletion))
     return cli.run(lambda: evaluate_folder(args.model, args.data, args.limit, bootstrap=args.bootstrap,
                                            segmenter=args.segmenter, adults_dir=args.adults,
-                                           n_deletion=args.deletion))
+                                           n_deletion=args.deletion, hospitals_dir=args.hospitals))
 
 
 if __name__ == "__main__":

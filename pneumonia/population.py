@@ -1,22 +1,24 @@
-"""Who an answer is valid for: is it a chest X-ray, and is it like the X-rays
-the model was trained on? Both are read from the 2048 pooled features the
-classifier's last layer reads, so they cost no extra network pass.
+"""Who an answer is valid for, and which head gives it. All is read from the
+2048 pooled features the classifier's last layer reads: no extra network pass.
 
-1. **Is it a chest X-ray?** `ood.OODGuard` fitted on chest X-rays of two
-   populations: the pediatric training part and the `fit` part of the NIH
-   adults (`pneumonia.adults`). Its threshold lets through 99.5% of both
+1. **Is it a chest X-ray?** `ood.OODGuard` fitted on chest X-rays of children
+   (the training part) and adults (the `fit` parts of NIH, Shenzhen and
+   Montgomery: `pneumonia.adults`). Its threshold lets through 99.5% of both
    validation parts. No non-X-ray image is used to fit or tune it.
-2. **Is it like the training children?** A logistic score, "unlike the
-   training children", fitted on the pediatric training part against the
-   adults' `fit` part; its threshold keeps 99% of pediatric validation X-rays
-   inside. It learns "not Guangzhou children": adults, other hospitals' machines.
-3. X-rays outside that population are answered by an **adult head**: the
-   classifier's last layer refitted on pediatric training features plus the
-   adults' `fit` part (the convolutions are shared and unchanged), chosen,
-   calibrated and thresholded on the adults' `validation` part. X-rays inside
-   it get the shipped pediatric head, so answers on children do not change.
+2. **Is it an adult?** A logistic score, P(adult), fitted on children from two
+   hospitals (the training part, Shenzhen's children) against adults from
+   three (NIH, Shenzhen, Montgomery), so that it learns age rather than "not
+   this hospital's machine". A child is answered by the children's model
+   unless the evidence is strong: the threshold sends at most 1% of
+   validation children, clean and stressed, to the adult head.
+3. **The adult head**: the classifier's last layer refitted on the pediatric
+   training features plus NIH adults and the normal adults of Shenzhen and
+   Montgomery (their TB X-rays are neither class), chosen, calibrated and
+   thresholded on the adults' validation parts. The convolutions are shared.
+Routing is hard (one head answers) or a soft blend of the two heads by
+P(adult), whichever config.TRAIN_RULE picks on validation.
 
-    python -m pneumonia.population --model model --data path/to/chest_xray --adults path/to/adult_cxr
+    python -m pneumonia.population --model model --data chest_xray --adults adult_cxr --hospitals lung_masks
 """
 from __future__ import annotations
 
@@ -33,7 +35,7 @@ from .config import CONFIG_FILE, TARGET_SENSITIVITY
 from .ood import OOD_FILE, fit as fit_guard
 
 POPULATION_FILE = "population.npz"
-# Share of pediatric validation X-rays the population threshold keeps inside.
+# Share of validation children (clean and stressed) the adult threshold keeps with the children's model.
 KEEP_CHILDREN = 0.99
 GUARD_QUANTILE = 0.995
 # Candidates, chosen on validation only. Inverse L2 strengths (sklearn's C, on
@@ -42,9 +44,7 @@ GUARD_QUANTILE = 0.995
 GATE_C = (1e-5, 1e-4, 1e-3)
 HEAD_C = (1e-3, 1e-2, 1e-1)
 ADULT_WEIGHT = (0.1, 0.3, 1.0)
-KEEP_RULE = ("The adult head is kept if, on pediatric validation (clean and its stressed copies), ROC AUC as "
-             "served is within the paired-bootstrap 95% interval of the pediatric head alone (no drop beyond "
-             "noise), and adult validation ROC AUC rises.")
+ANSWERED_BY = {"children": "children's model", "adult": "adult head", "blend": "both heads, blended"}
 
 
 @dataclass
@@ -64,19 +64,19 @@ class LinearHead:
 
 @dataclass
 class Population:
-    gate: LinearHead      # probability: "unlike the training children"; threshold on it
+    gate: LinearHead      # probability: P(adult); above its threshold, an adult
     adult: LinearHead     # the adult head, with its own temperature and threshold
+    blend: bool = False   # answers: one head by the threshold (False), or both weighted by P(adult)
 
-    def unlike(self, pooled: np.ndarray) -> np.ndarray:
+    def adult_probability(self, pooled: np.ndarray) -> np.ndarray:
         return self.gate.probability(pooled)
 
-    def inside(self, unlike: np.ndarray) -> np.ndarray:
-        """Scores from `unlike` -> inside the training population?"""
-        return np.asarray(unlike) <= self.gate.threshold
+    def looks_adult(self, p_adult: np.ndarray) -> np.ndarray:
+        return np.asarray(p_adult) > self.gate.threshold
 
     def save(self, path: str | Path) -> None:
-        np.savez(path, **{f"{name}_{k}": v for name, head in (("gate", self.gate), ("adult", self.adult))
-                          for k, v in asdict(head).items()})
+        np.savez(path, blend=self.blend, **{f"{name}_{k}": v for name, head in (("gate", self.gate), ("adult", self.adult))
+                                            for k, v in asdict(head).items()})
 
     @classmethod
     def load(cls, path: str | Path) -> "Population":
@@ -84,21 +84,28 @@ class Population:
             def head(name):
                 return LinearHead(f[f"{name}_w"].astype(np.float64), float(f[f"{name}_b"]),
                                   float(f[f"{name}_temperature"]), float(f[f"{name}_threshold"]))
-            return cls(head("gate"), head("adult"))
+            return cls(head("gate"), head("adult"), bool(f["blend"]) if "blend" in f else False)
 
 
-def answer(pooled: np.ndarray, pediatric: LinearHead, population: Population | None,
-           inside: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def answer(pooled: np.ndarray, pediatric: LinearHead, population: Population | None
+           ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """What the app answers for a batch of pooled features: (P(PNEUMONIA),
-    each answer's threshold, inside the training population?, the head's
-    weights per image (n, C) for Grad-CAM). Without a population score every
-    X-ray counts as inside; `inside` may be passed when already known."""
-    if inside is None:
-        inside = (np.ones(len(pooled), bool) if population is None
-                  else population.inside(population.unlike(pooled)))
-    heads = [pediatric if ok else population.adult for ok in inside]
-    probs = np.asarray([h.probability(f[None])[0] for h, f in zip(heads, pooled)])
-    return probs, np.asarray([h.threshold for h in heads]), inside, np.stack([h.w for h in heads])
+    each answer's threshold, the adult head's share in it (0 = the children's
+    model alone, 1 = the adult head alone), the head's weights per image (n,
+    C) for Grad-CAM). A blend weighs probabilities, thresholds and Grad-CAM
+    weights alike by P(adult)."""
+    pooled = np.atleast_2d(pooled)
+    p_child = pediatric.probability(pooled)
+    if population is None:
+        share = np.zeros(len(pooled))
+    else:
+        p_adult = population.adult_probability(pooled)
+        share = p_adult if population.blend else population.looks_adult(p_adult).astype(np.float64)
+        p_child = (1 - share) * p_child + share * population.adult.probability(pooled)
+    adult = population.adult if population is not None else pediatric
+    thresholds = (1 - share) * pediatric.threshold + share * adult.threshold
+    weights = (1 - share)[:, None] * pediatric.w[None] + share[:, None] * adult.w[None]
+    return p_child, thresholds, share, weights
 
 
 def _balanced(y: np.ndarray) -> np.ndarray:
@@ -154,35 +161,25 @@ def fit_adult_head(children: np.ndarray, y_children: np.ndarray, adults: np.ndar
     return head, table
 
 
-def paired_difference(y: np.ndarray, served: tuple[np.ndarray, np.ndarray], before: tuple[np.ndarray, float],
-                      n: int = 1000, seed: int = 0) -> dict:
-    """Served minus before (pediatric head alone) on the same images: ROC AUC
-    and accuracy, each with a paired bootstrap 95% interval."""
-    from sklearn.metrics import roc_auc_score
-    from .metrics import threshold_metrics
-    (p, t), (p0, t0) = served, before
-    rng = np.random.default_rng(seed)
-    diffs: dict[str, list[float]] = {"roc_auc": [], "accuracy": []}
-    for _ in range(n):
-        i = rng.integers(0, len(y), len(y))
-        if y[i].min() == y[i].max():
-            continue
-        diffs["roc_auc"].append(roc_auc_score(y[i], p[i]) - roc_auc_score(y[i], p0[i]))
-        diffs["accuracy"].append(threshold_metrics(y[i], p[i], t[i])["accuracy"]
-                                 - threshold_metrics(y[i], p0[i], t0)["accuracy"])
-    return {k: {"mean": float(np.mean(v)), "ci95": [float(np.percentile(v, 2.5)), float(np.percentile(v, 97.5))]}
-            for k, v in diffs.items()}
+def routing_loss(population: Population, pediatric: LinearHead, sets: list[tuple[np.ndarray, np.ndarray]]) -> float:
+    """Mean log loss of the served P(PNEUMONIA) over (pooled, labels) sets, each set weighing the same."""
+    losses = []
+    for pooled, y in sets:
+        p = np.clip(answer(pooled, pediatric, population)[0], 1e-7, 1 - 1e-7)
+        losses.append(float(-np.mean(y * np.log(p) + (1 - y) * np.log(1 - p))))
+    return float(np.mean(losses))
 
 
-def fit_folder(model_dir: str | Path, data_dir: str | Path, adults_dir: str | Path) -> Population:
-    """Fit the chest-X-ray guard (ood.npz), the population score and the adult
-    head (population.npz) for a model folder; record how in its config."""
-    from sklearn.metrics import roc_auc_score
-    from . import data
-    from .adults import SOURCE, load_adults
-    from .lung_view import LungReader
-    from . import augment
+def fit_folder(model_dir: str | Path, data_dir: str | Path, adults_dir: str | Path,
+               hospitals_dir: str | Path | None = None) -> Population:
+    """Fit the chest-X-ray guard (ood.npz), P(adult) and the adult head
+    (population.npz) for a model folder; record how in its config. Without
+    `hospitals_dir` (lung_masks) the adults are NIH's alone and the children
+    the training part alone."""
+    from . import augment, data
+    from .adults import SOURCE, TB, load_adults, load_hospitals
     from .config import STRESS_COPIES
+    from .lung_view import LungReader
     from .model import load_model_folder, pediatric_head, pooled_features
     from .training import log
     folder = Path(model_dir)
@@ -190,84 +187,111 @@ def fit_folder(model_dir: str | Path, data_dir: str | Path, adults_dir: str | Pa
     reader = LungReader.from_config(folder, config)
     tr = config["training"]
     split = data.load_train_split(data_dir, tr.get("limit"), tr["seed"], tr["val_fraction"])
-    split, _, _ = reader.read_split(split)
-    adults = load_adults(adults_dir, tr["seed"])
-    views, _, _, found = reader.read(adults.canons)
-    log(f"Population: features of {len(split.images)} training-split X-rays and {found.sum()} adults")
+    canons = split.images
+    split, _, kept = reader.read_split(split)
+    canons = canons[kept]
+    sets = [load_adults(adults_dir, tr["seed"])] + ([load_hospitals(hospitals_dir, tr["seed"])] if hospitals_dir else [])
+    feats, parts = [], {}   # per set: pooled features of the X-rays whose lungs were found
+    for k, s in enumerate(sets):
+        views, _, _, found = reader.read(s.canons)
+        feats.append(pooled_features(net, views))
+        for name, idx in s.parts.items():
+            parts[(k, name)] = idx[found[idx]]
+    log(f"Population: features of {len(split.images)} training-split X-rays and {sum(len(f) for f in feats)} others")
     kids = pooled_features(net, split.images)
-    grown = pooled_features(net, views)
-    part = {name: idx[found[idx]] for name, idx in adults.parts.items()}
-    k_fit, k_val = kids[split.train_idx], kids[split.val_idx]
-    a_fit, a_val = grown[part["fit"]], grown[part["validation"]]
-    y_fit, y_val = adults.labels[part["fit"]], adults.labels[part["validation"]]
+    y_kids = split.labels[split.val_idx]
+    stressed = pooled_features(net, augment.lung_stressed(reader.read, canons[split.val_idx],
+                                                          split.images[split.val_idx], STRESS_COPIES, tr["seed"]))
 
-    guard = fit_guard(np.concatenate([k_fit, a_fit]), k_val, quantile=GUARD_QUANTILE)
+    def pick(part: str, who: str, labels: tuple[int, ...] = (0, 1, TB)) -> tuple[np.ndarray, np.ndarray]:
+        """(pooled, labels) of a part: who = 'adults' or 'children' of the other hospitals."""
+        xs, ys = [], []
+        for k, s in enumerate(sets):
+            idx = parts[(k, part)]
+            adult = np.ones(len(s.labels), bool) if s.adult is None else s.adult
+            idx = idx[(adult[idx] == (who == "adults")) & np.isin(s.labels[idx], labels)]
+            xs.append(feats[k][idx])
+            ys.append(s.labels[idx])
+        return np.concatenate(xs), np.concatenate(ys)
+
+    k_fit, k_val = kids[split.train_idx], kids[split.val_idx]
+    o_fit, _ = pick("fit", "children")
+    o_val, _ = pick("validation", "children")
+    a_fit, _ = pick("fit", "adults")
+    a_val, _ = pick("validation", "adults")
+    children_fit, children_val = np.concatenate([k_fit, o_fit]), np.concatenate([k_val, stressed, o_val])
+
+    guard = fit_guard(np.concatenate([children_fit, a_fit]), k_val, quantile=GUARD_QUANTILE)
     guard.threshold = max(guard.threshold, float(np.quantile(guard.score(a_val), GUARD_QUANTILE)))
     guard.save(folder / OOD_FILE)
-    gate, gate_table = fit_gate(k_fit, a_fit, k_val, a_val)
-    adult, head_table = fit_adult_head(k_fit, split.labels[split.train_idx], a_fit, y_fit, a_val, y_val)
-    population = Population(gate, adult)
-    # Keep or drop: pediatric validation, clean and stressed, as served vs the pediatric head alone.
+    gate, gate_table = fit_gate(children_fit, a_fit, children_val, a_val)
+    h_fit, hy_fit = pick("fit", "adults", (0, 1))
+    h_val, hy_val = pick("validation", "adults", (0, 1))
+    adult, head_table = fit_adult_head(k_fit, split.labels[split.train_idx], h_fit, hy_fit, h_val, hy_val)
     pediatric = pediatric_head(net, config)
-    y_kids = split.labels[split.val_idx]
-    stressed = pooled_features(net, augment.stressed(split.images[split.val_idx], STRESS_COPIES, tr["seed"]))
-    check = {}
-    for name, x, y in (("clean", k_val, y_kids), ("stressed", stressed, np.tile(y_kids, STRESS_COPIES))):
-        probs, thresholds, inside, _ = answer(x, pediatric, population)
-        check[name] = {"outside": float(np.mean(~inside)), **paired_difference(
-            y, (probs, thresholds), (pediatric.probability(x), pediatric.threshold))}
-    kept = (all(c["roc_auc"]["ci95"][1] >= 0 for c in check.values())
-            and roc_auc_score(y_val, adult.logits(a_val)) > roc_auc_score(y_val, pediatric.logits(a_val)))
-    if not kept:  # X-rays outside the population are still flagged, and answered as before
-        population.adult = pediatric
+    loss_sets = [(k_val, y_kids), (stressed, np.tile(y_kids, STRESS_COPIES)), (h_val, hy_val)]
+    losses = {mode: routing_loss(Population(gate, adult, mode == "blend"), pediatric, loss_sets)
+              for mode in ("hard", "blend")}
+    population = Population(gate, adult, losses["blend"] < losses["hard"])
     population.save(folder / POPULATION_FILE)
 
     def share(accepted: np.ndarray) -> float:
         return float(np.mean(accepted))
 
+    names = ["NIH"] + (["Shenzhen, Montgomery"] if hospitals_dir else [])
     config["ood"] = {
         "file": OOD_FILE, "method": f"Mahalanobis distance, probabilistic PCA ({len(guard.variances)} components)",
         "features": "avg_pool (2048)", "threshold": guard.threshold,
         "threshold_rule": f"the larger of the {GUARD_QUANTILE:.1%} quantiles of pediatric and of adult "
                           "validation X-ray scores",
-        "fitted_on": f"{len(k_fit)} pediatric training-part X-rays and {len(a_fit)} NIH adults (fit part); "
-                     f"threshold on {len(k_val)} pediatric and {len(a_val)} adult validation X-rays",
+        "fitted_on": f"{len(children_fit)} children (training part, other hospitals' fit part) and {len(a_fit)} "
+                     f"adults ({', '.join(names)} fit parts); threshold on {len(k_val)} pediatric and {len(a_val)} "
+                     "adult validation X-rays",
         "validation_accepted": share(guard.score(k_val) <= guard.threshold),
         "validation_adults_accepted": share(guard.score(a_val) <= guard.threshold),
     }
     config["population"] = {
         "file": POPULATION_FILE, "trained_on": "children aged 1-5, Guangzhou Women and Children's Medical Center",
-        "adults": {"source": SOURCE, "seed": tr["seed"],
-                   "images": {name: int(len(idx)) for name, idx in part.items()},
-                   "without_lungs": int((~found).sum())},
-        "score": "P(unlike the training children): logistic regression on pooled features, children "
-                 "(training part) vs adults (fit part), classes weighed equally",
-        "threshold": gate.threshold, "threshold_rule": f"keeps {KEEP_CHILDREN:.0%} of pediatric validation X-rays",
+        "adults": {"source": SOURCE, "others": "Shenzhen and Montgomery X-rays of lung_masks (normal or TB)"
+                   if hospitals_dir else None, "seed": tr["seed"],
+                   "images": {name: int(sum(len(parts[(k, name)]) for k in range(len(sets))))
+                              for name in ("fit", "validation", "report")},
+                   "fit": {"children": int(len(children_fit)), "adults": int(len(a_fit)),
+                           "adult_head_adults": int(len(h_fit))}},
+        "score": "P(adult): logistic regression on pooled features, children (training part + other hospitals' "
+                 "children, fit part) vs adults (fit parts), classes weighed equally",
+        "threshold": gate.threshold,
+        "threshold_rule": f"sends at most {1 - KEEP_CHILDREN:.0%} of validation children (clean, stressed, other "
+                          "hospitals') to the adult head",
         "gate_candidates": gate_table,
-        "validation_adults_outside": share(gate.probability(a_val) > gate.threshold),
+        "validation_adults_routed": share(gate.probability(a_val) > gate.threshold),
+        "validation_children_routed": share(gate.probability(children_val) > gate.threshold),
+        "routing": "blend" if population.blend else "hard",
+        "routing_log_loss": losses,
+        "routing_rule": "lower mean log loss over validation children (clean, stressed) and adult validation "
+                        "X-rays (NIH, normal adults of the other hospitals), each set weighing the same",
         "adult_head": {
-            "rule": "last layer refitted (logistic regression) on pediatric training-part and adult fit-part "
-                    "features, each population's classes balanced; the candidate with the best adult "
-                    "validation ROC AUC; temperature by NLL and threshold for sensitivity "
-                    f"{TARGET_SENSITIVITY:.0%} on adult validation",
+            "rule": "last layer refitted (logistic regression) on pediatric training-part features and adults' "
+                    "fit parts (NIH; the other hospitals' normal adults, TB left out), each population's classes "
+                    "balanced; the candidate with the best ROC AUC on the adults' validation parts; temperature "
+                    f"by NLL and threshold for sensitivity {TARGET_SENSITIVITY:.0%} on the same",
             "candidates": head_table, "temperature": adult.temperature, "threshold": adult.threshold,
-            "validation_auc": float(roc_auc_score(y_val, adult.logits(a_val))),
-            "validation_auc_pediatric_head": float(roc_auc_score(y_val, pediatric.logits(a_val)))},
-        "pediatric_validation_served_minus_before": check,
-        "keep_rule": KEEP_RULE, "adult_head_kept": bool(kept),
+            "validation_auc": float(_auc(hy_val, adult.logits(h_val))),
+            "validation_auc_pediatric_head": float(_auc(hy_val, pediatric.logits(h_val)))},
     }
     (folder / CONFIG_FILE).write_text(json.dumps(config, indent=2) + "\n")
     log(f"Guard threshold {guard.threshold:.3f}: validation children accepted "
         f"{config['ood']['validation_accepted']:.1%}, adults {config['ood']['validation_adults_accepted']:.1%}")
-    for name, c in check.items():
-        log(f"Pediatric validation ({name}), served minus pediatric head alone: ROC AUC "
-            f"{c['roc_auc']['mean']:+.4f} {c['roc_auc']['ci95']}, accuracy {c['accuracy']['mean']:+.4f} "
-            f"{c['accuracy']['ci95']} ({c['outside']:.1%} outside the population)")
-    log(f"Adult head {'kept' if kept else 'dropped'} by the rule")
-    log(f"Population threshold {gate.threshold:.3f}: validation adults outside "
-        f"{config['population']['validation_adults_outside']:.1%}; adult head validation ROC AUC "
-        f"{config['population']['adult_head']['validation_auc']:.3f}")
+    log(f"P(adult) threshold {gate.threshold:.3f}: validation adults routed "
+        f"{config['population']['validation_adults_routed']:.1%}, children "
+        f"{config['population']['validation_children_routed']:.1%}; routing {config['population']['routing']} "
+        f"(log loss {losses}); adult head validation ROC AUC {config['population']['adult_head']['validation_auc']:.3f}")
     return population
+
+
+def _auc(y: np.ndarray, score: np.ndarray) -> float:
+    from sklearn.metrics import roc_auc_score
+    return float(roc_auc_score(y, score))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -275,9 +299,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--model", required=True)
     p.add_argument("--data", required=True, help="chest_xray folder (its train split)")
     p.add_argument("--adults", required=True, help="adult_cxr folder")
+    p.add_argument("--hospitals", help="lung_masks folder: Shenzhen's and Montgomery's X-rays join the fit")
     args = p.parse_args(argv)
     from . import cli
-    return cli.run(lambda: fit_folder(args.model, args.data, args.adults))
+    return cli.run(lambda: fit_folder(args.model, args.data, args.adults, args.hospitals))
 
 
 if __name__ == "__main__":

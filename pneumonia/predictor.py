@@ -15,7 +15,7 @@ from .heatmap import PREDICTED, for_display, linear_cam, overlay
 from .imaging import ImageError, canonical, grey_to_rgb, load_image
 from .lung_view import LungReader, mask_to_image, outline_polygons, to_image
 from .ood import VERDICT, OODGuard
-from .population import LinearHead, Population, answer
+from .population import ANSWERED_BY, LinearHead, Population, answer
 
 # RGB (n, 224, 224, 3) -> (last conv block (n, 7, 7, C), pooled features (n, C))
 Forward = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
@@ -48,19 +48,24 @@ class Predictor:
         self.threshold = head.threshold
 
     def _who(self, pooled: np.ndarray) -> dict:
-        """Is it a chest X-ray (guard), and is it like the training children (population)?"""
+        """Is it a chest X-ray (guard), is it an adult's, and which head answers?"""
         out: dict = {}
         if self.guard is not None:
             score = float(self.guard.score(pooled)[0])
             out.update(is_chest_xray=self.guard.accepts(score), ood_score=score,
                        ood_threshold=self.guard.threshold)
         if self.population is not None:
-            unlike = float(self.population.unlike(pooled)[0])
-            inside = bool(self.population.inside(unlike))
-            out.update(in_training_population=inside, population_score=unlike,
-                       population_threshold=self.population.gate.threshold,
-                       answered_by="pediatric model" if inside else "adult head",
-                       population_notice=None if inside else self.notice)
+            p_adult = float(self.population.adult_probability(pooled)[0])
+            adult = bool(self.population.looks_adult(p_adult))
+            threshold = self.population.gate.threshold
+            if self.population.blend:
+                by, why = ANSWERED_BY["blend"], (f"the two heads weighted by P(adult) = {p_adult:.1%}: "
+                                                 f"{p_adult:.1%} adult head, {1 - p_adult:.1%} children's model")
+            else:
+                by = ANSWERED_BY["adult" if adult else "children"]
+                why = f"P(adult) = {p_adult:.1%} is {'above' if adult else 'at or below'} {threshold:.1%}"
+            out.update(looks_adult=adult, adult_probability=p_adult, adult_threshold=threshold,
+                       answered_by=by, routing=why, population_notice=self.notice if adult else None)
         return out
 
     def analyze_array(self, grey: np.ndarray, target: int = PREDICTED) -> dict:
@@ -88,8 +93,7 @@ class Predictor:
             return {"verdict": VERDICT, **who, "probabilities": None, "probability_pneumonia": None,
                     "threshold": self.threshold, "decision": None, "heatmap_class": None,
                     "lungs": lung_info, "heatmap": None, "model_version": self.version, "overlay": None}
-        probs, thresholds, _, weights = answer(pooled, self.head, self.population,
-                                               np.array([who.get("in_training_population", True)]))
+        probs, thresholds, _, weights = answer(pooled, self.head, self.population)
         p, threshold = float(probs[0]), float(thresholds[0])
         decided = int(p >= threshold)
         explained = decided if target == PREDICTED else target

@@ -45,7 +45,7 @@ class ServedModel:
             f"**Revision**: `{self.revision}`  ",
             f"**Operating threshold**: P(PNEUMONIA) >= {cfg['threshold']:.3f} "
             f"({cfg.get('threshold_rule', '')}); temperature {cfg['temperature']:.3f}"
-            + (f"; for X-rays outside the training population, the adult head's "
+            + (f"; for X-rays that look like an adult's, the adult head's "
                f"{cfg['population']['adult_head']['threshold']:.3f}." if cfg.get("population") else "."),
         ]
         m = self.metrics
@@ -73,7 +73,7 @@ class ServedModel:
             before, after = a["pediatric_head"], a["served"]
             lines += ["", f"On {after['n']} held-out adult X-rays from another hospital (NIH, noisy labels) its ROC "
                       f"AUC is {after['roc_auc']:.2f}; with the children's head alone it was {before['roc_auc']:.2f}. "
-                      "X-rays unlike the training children (aged 1-5, Guangzhou) are flagged above the answer."]
+                      "X-rays that look like an adult's are flagged above the answer."]
         lines += ["", "Trained on Chest X-Ray Images (Pneumonia), Kermany et al. 2018, CC BY 4.0, and NIH "
                   "ChestX-ray14 adults (NIH Clinical Center; Wang et al., CVPR 2017); the sample images are from "
                   "their test split and report part."]
@@ -81,24 +81,33 @@ class ServedModel:
 
 
 def population_notice(config: dict, metrics: dict | None) -> str | None:
-    """What the app says above an answer for an X-ray unlike the training
-    children: what was measured, where, and nothing more."""
+    """What the app says above an answer for an X-ray that looks like an
+    adult's: what was measured, where, and nothing more."""
     population = config.get("population")
     if not population:
         return None
-    kept = population.get("adult_head_kept", False)
-    text = ("This X-ray looks unlike the children's X-rays the model was trained on (aged 1-5, one hospital "
-            "in Guangzhou, China): most likely an adult's, or from another kind of machine. ")
-    text += (f"Its answer comes from a last layer retrained with {population['adults']['images']['fit']} adult "
-             "X-rays from one US hospital (NIH)" if kept else "Its answer comes from the children's model")
-    a = (metrics or {}).get("adult_transfer", {}).get("served")
-    if a:
-        lo, hi = a["ci95_at_threshold"]["roc_auc"]
-        text += (f": on {a['n']} other NIH adults its ROC AUC was {a['roc_auc']:.2f} (95% CI {lo:.2f}-{hi:.2f}; "
-                 f"labels mined from reports, noisy), sensitivity {a['at_threshold']['sensitivity']:.0%}, "
-                 f"specificity {a['at_threshold']['specificity']:.0%}")
-    text += ". On adults from other hospitals it has not been measured. "
-    good = a is not None and a["roc_auc"] >= 0.8
+    fit = population["adults"].get("fit", {}).get("adult_head_adults")
+    others = population["adults"].get("others")
+    text = ("This X-ray looks like an adult's; the model was trained on children aged 1-5 at one hospital "
+            "in Guangzhou, China. Its answer comes from a last layer retrained with "
+            + (f"{fit} adult X-rays (NIH pneumonia and normal; normal adults of Shenzhen and Montgomery)"
+               if fit and others else "adult X-rays from one US hospital (NIH)"))
+    a = (metrics or {}).get("adult_transfer", {})
+    served = a.get("served")
+    if served:
+        lo, hi = served["ci95_at_threshold"]["roc_auc"]
+        text += (f". Held-out adults: at NIH, ROC AUC {served['roc_auc']:.2f} (95% CI {lo:.2f}-{hi:.2f}; labels "
+                 f"mined from reports, noisy), sensitivity {served['at_threshold']['sensitivity']:.0%}, "
+                 f"specificity {served['at_threshold']['specificity']:.0%}")
+    for name in ("Shenzhen adults", "Montgomery adults"):
+        r = a.get("hospitals", {}).get(name)
+        if r and "specificity" in r:
+            text += (f"; {name.split()[0]} normals called NORMAL {r['specificity']:.0%} of {r['n_normal']}"
+                     + (f", its tuberculosis X-rays called PNEUMONIA {r['tb_answered_pneumonia']:.0%}"
+                        if "tb_answered_pneumonia" in r else ""))
+    text += (". Pneumonia in adults was seen at NIH only, so a NORMAL/PNEUMONIA split can partly follow the "
+             "hospital. " if others else ". On adults from other hospitals it has not been measured. ")
+    good = served is not None and served["roc_auc"] >= 0.8
     return text + ("Treat this answer as a rough guess, not a reading." if good
                    else "Treat this answer as little better than a guess.")
 

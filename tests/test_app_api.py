@@ -158,19 +158,19 @@ def test_json_carries_the_lungs_box_and_area(client, tmp_path):
 ADULT = "ADULT-NIH-no-finding_nih_00001305_001.png"
 
 
-def test_adult_xray_is_recognised_and_told_it_is_outside_the_training_population(client):
+def test_adult_xray_is_recognised_and_answered_by_the_adult_head_with_a_notice(client):
     _, _, child = client.predict(handle_file(str(EXAMPLES / "NORMAL_NORMAL2-IM-0300-0001.jpeg")),
                                  api_name="/predict")
-    assert child["is_chest_xray"] is True and child["in_training_population"] is True
-    assert child["population_notice"] is None and child["answered_by"] == "pediatric model"
-    assert child["population_score"] <= child["population_threshold"]
+    assert child["is_chest_xray"] is True and child["looks_adult"] is False
+    assert child["population_notice"] is None and child["answered_by"] in ("children's model", "both heads, blended")
+    assert child["adult_probability"] <= child["adult_threshold"] and "P(adult)" in child["routing"]
     _, overlay_path, adult = client.predict(handle_file(str(EXAMPLES / ADULT)), api_name="/predict")
     assert adult["is_chest_xray"] is True and adult["ood_score"] <= adult["ood_threshold"]
-    assert adult["in_training_population"] is False and adult["population_score"] > adult["population_threshold"]
-    assert adult["answered_by"] == "adult head" and adult["decision"] in ("NORMAL", "PNEUMONIA")
+    assert adult["looks_adult"] is True and adult["adult_probability"] > adult["adult_threshold"]
+    assert adult["answered_by"] in ("adult head", "both heads, blended") and adult["decision"] in ("NORMAL", "PNEUMONIA")
     notice = adult["population_notice"]
-    assert "unlike the children's X-rays" in notice and "ROC AUC was 0." in notice
-    assert "has not been measured" in notice
+    assert "looks like an adult's" in notice and "ROC AUC 0." in notice
+    assert "Shenzhen normals called NORMAL" in notice and "Montgomery normals called NORMAL" in notice
     assert Image.open(overlay_path).size == Image.open(EXAMPLES / ADULT).size
 
 

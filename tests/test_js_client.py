@@ -29,5 +29,5 @@ def test_js_client_gets_the_answer_and_the_message(app_url, tmp_path):
     assert child["overlay_url"].endswith(".jpg")
     assert len(child["details"]["lungs"]["outline"]) == 2 and len(child["details"]["heatmap"]["grid"]) == 7
     assert not bad["ok"] and bad["message"].startswith("This file is not an image we can read")
-    assert adult["ok"] and adult["details"]["in_training_population"] is False
+    assert adult["ok"] and adult["details"]["looks_adult"] is True
     assert adult["label"] == adult["details"]["decision"]

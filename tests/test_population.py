@@ -3,8 +3,13 @@ adults' patient split, and the shipped folder's population files."""
 import numpy as np
 import pytest
 
+from conftest import ROOT
+
 from pneumonia import adults, population
 from pneumonia.population import LinearHead, Population, answer
+
+
+HOSPITALS = ROOT / "tests" / "data" / "hospitals"
 
 
 def clusters(n: int, centre: float, seed: int, d: int = 32) -> np.ndarray:
@@ -45,18 +50,49 @@ def test_answer_routes_each_image_to_its_head_with_that_heads_threshold(tmp_path
     d = 4
     pediatric = LinearHead(np.array([1.0, 0, 0, 0]), 0.0, 1.0, 0.6)
     adult = LinearHead(np.array([0, 1.0, 0, 0]), 0.0, 2.0, 0.3)
-    gate = LinearHead(np.array([0, 0, 0, 10.0]), 0.0, 1.0, 0.5)  # feature 3 > 0: unlike the children
+    gate = LinearHead(np.array([0, 0, 0, 10.0]), 0.0, 1.0, 0.5)  # feature 3 > 0: an adult
     pop = Population(gate, adult)
     pop.save(tmp_path / "p.npz")
     pop = Population.load(tmp_path / "p.npz")
+    assert pop.blend is False
     pooled = np.array([[2.0, -1, 0, -1], [2.0, -1, 0, 1]])
-    probs, thresholds, inside, weights = answer(pooled, pediatric, pop)
-    assert inside.tolist() == [True, False]
+    probs, thresholds, share, weights = answer(pooled, pediatric, pop)
+    assert share.tolist() == [0.0, 1.0]
     assert thresholds.tolist() == [0.6, 0.3]
     np.testing.assert_allclose(probs, [1 / (1 + np.exp(-2.0)), 1 / (1 + np.exp(0.5))])
     np.testing.assert_array_equal(weights, [pediatric.w, adult.w])
     no_population = answer(pooled, pediatric, None)
-    assert no_population[2].all() and weights.shape == (2, d)
+    assert not no_population[2].any() and weights.shape == (2, d)
+
+
+def test_a_blend_weighs_both_heads_by_the_adult_probability(tmp_path):
+    pediatric = LinearHead(np.array([1.0, 0, 0]), 0.0, 1.0, 0.6)
+    adult = LinearHead(np.array([0, 1.0, 0]), 0.0, 1.0, 0.3)
+    gate = LinearHead(np.array([0, 0, 1.0]), 0.0, 1.0, 0.5)
+    Population(gate, adult, blend=True).save(tmp_path / "p.npz")
+    pop = Population.load(tmp_path / "p.npz")
+    assert pop.blend is True
+    pooled = np.array([[1.0, -1.0, 0.0], [1.0, -1.0, 3.0], [1.0, -1.0, -3.0]])
+    a = 1 / (1 + np.exp(-pooled[:, 2]))    # P(adult)
+    probs, thresholds, share, weights = answer(pooled, pediatric, pop)
+    np.testing.assert_allclose(share, a)
+    np.testing.assert_allclose(probs, (1 - a) / (1 + np.exp(-1.0)) + a / (1 + np.exp(1.0)))
+    np.testing.assert_allclose(thresholds, (1 - a) * 0.6 + a * 0.3)
+    np.testing.assert_allclose(weights[1], (1 - a[1]) * pediatric.w + a[1] * adult.w)
+    # Halfway, the two heads count the same.
+    assert share[0] == 0.5 and thresholds[0] == pytest.approx(0.45)
+
+
+def test_hospital_parts_never_share_a_patient_and_keep_each_kind():
+    """Shenzhen and Montgomery X-rays (tests/data/hospitals): adults and
+    children, normal and TB, in every part, never a patient in two."""
+    h = adults.load_hospitals(HOSPITALS)
+    assert set(h.sources) == {"Shenzhen", "Montgomery"} and set(h.labels.tolist()) == {0, adults.TB}
+    assert (~h.adult).any() and h.adult.any()
+    patients = [set(np.asarray(h.groups)[idx]) for idx in h.parts.values()]
+    assert sum(len(p) for p in patients) == len(set(h.groups)) == len(h.files)
+    assert all(len(idx) for idx in h.parts.values())
+    assert h.canons.shape[1:] == (224, 224) and h.canons.dtype == np.uint8
 
 
 def test_adult_parts_never_share_a_patient_and_keep_both_labels():
@@ -72,7 +108,8 @@ def test_adult_parts_never_share_a_patient_and_keep_both_labels():
 
 def test_shipped_folder_answers_adults_with_the_adult_head(shipped_served):
     cfg = shipped_served.predictor.config
-    assert cfg["population"]["validation_adults_outside"] >= 0.95
+    assert cfg["population"]["validation_adults_routed"] >= 0.90
+    assert cfg["population"]["validation_children_routed"] <= 0.02
     assert cfg["ood"]["validation_adults_accepted"] >= 0.97
     pop = shipped_served.predictor.population
     assert pop is not None and pop.adult.w.shape == (2048,)

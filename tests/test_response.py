@@ -22,7 +22,7 @@ def logit(p: float) -> float:
 
 def predictor_answering(served, p: float, adult: bool) -> Predictor:
     """The shipped networks with heads whose answer is P(PNEUMONIA) = p, from the
-    children's head or (the population gate pushed to "unlike") the adult head."""
+    children's head or (P(adult) pushed to 1) the adult head."""
     real = served.predictor
     n = len(real.head.w)
     child = LinearHead(np.zeros(n), logit(p), 1.0, real.head.threshold)
@@ -44,7 +44,7 @@ def test_label_names_the_class_decided_at_the_threshold_of_the_head_that_answere
         result = predictor_answering(shipped_served, p, adult).analyze_array(grey)
         head, overlay, details = respond(result, tmp_path)
         q = details["probability_pneumonia"]
-        assert details["answered_by"] == ("adult head" if adult else "pediatric model")
+        assert details["answered_by"] == ("adult head" if adult else "children's model")
         assert details["threshold"] == pytest.approx(threshold)
         expected = "PNEUMONIA" if q >= threshold else "NORMAL"
         assert head["label"] == details["decision"] == details["heatmap_class"] == expected, (p, q)

@@ -19,7 +19,8 @@ def trained(tmp_path_factory):
         [sys.executable, "train.py", "--data", str(DATA), "--out", str(out), "--weights", "none",
          "--limit", "6", "--head-epochs", "1", "--epochs", "1", "--views", "1",
          "--batch-size", "8", "--val-fraction", "0.34", "--segmenter", str(MODEL_DIR / "lungs.keras"),
-         "--adults", str(ROOT / "tests" / "data" / "adults")],
+         "--adults", str(ROOT / "tests" / "data" / "adults"), "--hospitals", str(ROOT / "tests" / "data" / "hospitals"),
+         "--lung-view", "crop+blur", "--precision", "mixed_bfloat16"],
         cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return out, proc.stdout
@@ -37,21 +38,24 @@ def test_run_writes_a_loadable_model_folder(trained):
     assert config["temperature"] > 0 and 0 <= config["threshold"] <= 1
     assert config["training"]["limit"] == 6
     # The classifier reads the lungs; the segmenter travels inside the folder.
-    assert config["lungs"]["variant"] == "crop+mask" and config["lungs"]["file"] == "lungs.keras"
-    assert "Lung view 'crop+mask'" in log
+    assert config["lungs"]["variant"] == "crop+blur" and config["lungs"]["file"] == "lungs.keras"
+    assert "Lung view 'crop+blur'" in log and config["training"]["precision"] == "mixed_bfloat16"
     x = np.zeros((1, 224, 224, 3), np.float32)
     assert net(x).shape == (1, 1)
 
 
-def test_adults_fit_the_guard_the_population_score_and_the_adult_head(trained):
+def test_adults_fit_the_guard_p_adult_and_the_adult_head(trained):
     out, log = trained
     config = json.loads((out / "config.json").read_text())
-    assert (out / "population.npz").is_file() and config["population"]["adults"]["images"]["fit"] >= 6
-    assert "NIH adults (fit part)" in config["ood"]["fitted_on"]
-    assert set(config["population"]["pediatric_validation_served_minus_before"]) == {"clean", "stressed"}
-    assert "Adult head kept" in log or "Adult head dropped" in log
+    pop = config["population"]
+    assert (out / "population.npz").is_file() and pop["adults"]["images"]["fit"] >= 6
+    assert "NIH, Shenzhen, Montgomery fit parts" in config["ood"]["fitted_on"]
+    assert pop["routing"] in ("hard", "blend") and set(pop["routing_log_loss"]) == {"hard", "blend"}
+    assert pop["adults"]["fit"]["adult_head_adults"] < pop["adults"]["fit"]["adults"]   # TB left out of the head
+    assert "P(adult) threshold" in log
     a = json.loads((out / "metrics.json").read_text())["adult_transfer"]
     assert a["part"] == "report" and {"served", "pediatric_head"} <= set(a)
+    assert any(k.startswith("Shenzhen") for k in a["hospitals"])
 
 
 def test_metrics_json_has_every_reported_number(trained):
