@@ -69,6 +69,8 @@ READS = {
             "so colour is drawn only inside that box.",
     "crop+mask": "The white line is where the lungs were found. The model reads only the lungs and a thin "
                  "band around them, so colour is drawn only there; the rest is your image as uploaded.",
+    "crop+blur": "The white line is where the lungs were found. The model reads the box around them, sharp "
+                 "inside the lungs and a thin band around them, blurred outside; colour is drawn only in the box.",
 }
 
 

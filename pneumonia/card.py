@@ -7,7 +7,7 @@ from pathlib import Path
 
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
-from .config import CARD_FILE, DATASET_CITATION, DATASET_PAPER, DISCLAIMER
+from .config import CARD_FILE, DATASET_CITATION, DATASET_PAPER, DISCLAIMER, LUNG_BLUR
 from .figures import FIGURES
 
 DATASET_ID = "paultimothymooney/chest-xray-pneumonia"
@@ -149,7 +149,9 @@ def _lungs_lines(config: dict, report: dict | None) -> list[str]:
     if not lungs:
         return []
     views = {"crop": "the lungs' bounding box", "crop+mask": "the lungs' bounding box with everything "
-             "outside the dilated lung mask set to black"}
+             "outside the dilated lung mask set to black", "crop+blur": "the lungs' bounding box with everything "
+             f"outside the dilated lung mask blurred (Gaussian, sigma {LUNG_BLUR:.0%} of the side): coarse "
+             "context kept, sharp detail only in the lungs"}
     lines = [
         "## Lung segmentation and what the classifier reads",
         "",
@@ -253,8 +255,8 @@ def render(config: dict, metrics: dict, ood_report: dict | None = None,
         "",
         "Education and research on medical image classification, calibration and "
         "explanation methods. **Not a medical device**: not for diagnosis, screening, "
-        "triage or any clinical decision. Trained on children from one hospital; for X-rays unlike "
-        "them (adults) a last layer retrained with NIH adults answers, measured on NIH adults only (below).",
+        "triage or any clinical decision. Trained on children from one hospital; X-rays that look like an "
+        "adult's are answered by a last layer retrained with adults, measured per hospital (below).",
         "",
         "## Input and output",
         "",
@@ -337,8 +339,8 @@ def render(config: dict, metrics: dict, ood_report: dict | None = None,
         "",
         "## Limitations",
         "",
-        "- One pediatric hospital, plus adults from one other (NIH): validity elsewhere (other scanners, "
-        "other sites) is unknown.",
+        "- One pediatric hospital (plus Shenzhen's children for the age score), adults from three (NIH; "
+        "Shenzhen and Montgomery normals only): validity elsewhere (other scanners, other sites) is unknown.",
         "- Labels come from the dataset's graders; bacterial and viral pneumonia are merged.",
         "- Images were downscaled to 224x224 with the aspect ratio lost.",
         f"- The temperature is fitted on the validation split; on the test split the probabilities are "
@@ -369,11 +371,14 @@ def _selection_lines(config: dict) -> list[str]:
 
     def tests(r: dict) -> str:
         return (f"validation ROC AUC {r['auc']:.4f}, swap test lungs {r['swap_lungs_auc']:.3f} / surroundings "
-                f"{r['swap_surroundings_auc']:.3f}, lungs hidden {r['hidden_auc']:.3f} (shortfall {r['shortfall']:.3f})")
+                f"{r['swap_surroundings_auc']:.3f}, lungs hidden {r['hidden_auc']:.3f}"
+                + (f", silhouette {r['silhouette_auc']:.3f}" if "silhouette_auc" in r else "")
+                + (f", stressed validation ROC AUC {r['val_auc_stressed']:.4f}" if "val_auc_stressed" in r else "")
+                + f" (shortfall {r['shortfall']:.3f})")
     lines = [f"- Selection rule, committed before the runs it judged: {sel['rule']}"]
     for variant, r in (sel.get("probe") or {}).items():
         lines.append(f"  - Probe, lung view `{variant}`: {tests(r)}.")
-    lines.append(f"  - This model: {tests(this)}; the previous whole-image model: {tests(prev)}. "
+    lines.append(f"  - This model: {tests(this)}; the previous model: {tests(prev)}. "
                  + ("It replaces it." if sel["replaces_previous"] else "It does not replace it."))
     return lines
 

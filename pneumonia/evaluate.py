@@ -31,7 +31,7 @@ from .model import grey_to_rgb, load_model_folder, pediatric_head, pooled_featur
 from .segmentation import load_segmenter, postprocess
 from .adults import HOSPITALS, SOURCE as ADULTS_SOURCE, TB, load_adults, load_hospitals
 from .ood import OOD_FILE, OODGuard
-from .population import POPULATION_FILE, Population, answer
+from .routing import POPULATION_FILE, Population, answer
 from .training import log, predict_logits
 
 

@@ -25,7 +25,7 @@ from .config import (CARD_FILE, CONFIG_FILE, HUB_CONNECT_TIMEOUT, HUB_READ_TIMEO
                      METRICS_FILE, MODEL_FILE, ROOT, SPACE_FILES)
 from .folder import ModelFolderError, read_config
 from .ood import OOD_FILE
-from .population import POPULATION_FILE
+from .routing import POPULATION_FILE
 from .runtime import RUNTIME_FILES, ir_files
 
 PUBLISHED_FILES = (MODEL_FILE, CONFIG_FILE, METRICS_FILE, CARD_FILE)

@@ -152,6 +152,6 @@ def pooled_features(net: keras.Model, images: np.ndarray, batch_size: int = 32) 
 
 def pediatric_head(model: keras.Model, config: dict):
     """The model's own last layer, with the folder's temperature and threshold."""
-    from .population import LinearHead
+    from .routing import LinearHead
     w, b = (np.asarray(v, np.float64) for v in model.get_layer("logit").get_weights())
     return LinearHead(w[:, 0], float(b[0]), float(config["temperature"]), float(config["threshold"]))

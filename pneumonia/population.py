@@ -1,5 +1,6 @@
-"""Who an answer is valid for, and which head gives it. All is read from the
-2048 pooled features the classifier's last layer reads: no extra network pass.
+"""Fitting who an answer is valid for and which head gives it (served by
+`pneumonia.routing` and `pneumonia.ood`). All is read from the 2048 pooled
+features the classifier's last layer reads: no extra network pass.
 
 1. **Is it a chest X-ray?** `ood.OODGuard` fitted on chest X-rays of children
    (the training part) and adults (the `fit` parts of NIH, Shenzhen and
@@ -25,7 +26,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -33,8 +33,7 @@ import numpy as np
 from . import calibration
 from .config import CONFIG_FILE, TARGET_SENSITIVITY
 from .ood import OOD_FILE, fit as fit_guard
-
-POPULATION_FILE = "population.npz"
+from .routing import POPULATION_FILE, LinearHead, Population, answer
 # Share of validation children (clean and stressed) the adult threshold keeps with the children's model.
 KEEP_CHILDREN = 0.99
 GUARD_QUANTILE = 0.995
@@ -44,69 +43,6 @@ GUARD_QUANTILE = 0.995
 GATE_C = (1e-5, 1e-4, 1e-3)
 HEAD_C = (1e-3, 1e-2, 1e-1)
 ADULT_WEIGHT = (0.1, 0.3, 1.0)
-ANSWERED_BY = {"children": "children's model", "adult": "adult head", "blend": "both heads, blended"}
-
-
-@dataclass
-class LinearHead:
-    """logit = pooled . w + b; probability = sigmoid(logit / temperature)."""
-    w: np.ndarray
-    b: float
-    temperature: float = 1.0
-    threshold: float = 0.5
-
-    def logits(self, pooled: np.ndarray) -> np.ndarray:
-        return np.atleast_2d(np.asarray(pooled, np.float64)) @ self.w + self.b
-
-    def probability(self, pooled: np.ndarray) -> np.ndarray:
-        return calibration.sigmoid(self.logits(pooled) / self.temperature)
-
-
-@dataclass
-class Population:
-    gate: LinearHead      # probability: P(adult); above its threshold, an adult
-    adult: LinearHead     # the adult head, with its own temperature and threshold
-    blend: bool = False   # answers: one head by the threshold (False), or both weighted by P(adult)
-
-    def adult_probability(self, pooled: np.ndarray) -> np.ndarray:
-        return self.gate.probability(pooled)
-
-    def looks_adult(self, p_adult: np.ndarray) -> np.ndarray:
-        return np.asarray(p_adult) > self.gate.threshold
-
-    def save(self, path: str | Path) -> None:
-        np.savez(path, blend=self.blend, **{f"{name}_{k}": v for name, head in (("gate", self.gate), ("adult", self.adult))
-                                            for k, v in asdict(head).items()})
-
-    @classmethod
-    def load(cls, path: str | Path) -> "Population":
-        with np.load(path) as f:
-            def head(name):
-                return LinearHead(f[f"{name}_w"].astype(np.float64), float(f[f"{name}_b"]),
-                                  float(f[f"{name}_temperature"]), float(f[f"{name}_threshold"]))
-            return cls(head("gate"), head("adult"), bool(f["blend"]) if "blend" in f else False)
-
-
-def answer(pooled: np.ndarray, pediatric: LinearHead, population: Population | None
-           ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """What the app answers for a batch of pooled features: (P(PNEUMONIA),
-    each answer's threshold, the adult head's share in it (0 = the children's
-    model alone, 1 = the adult head alone), the head's weights per image (n,
-    C) for Grad-CAM). A blend weighs probabilities, thresholds and Grad-CAM
-    weights alike by P(adult)."""
-    pooled = np.atleast_2d(pooled)
-    p_child = pediatric.probability(pooled)
-    if population is None:
-        share = np.zeros(len(pooled))
-    else:
-        p_adult = population.adult_probability(pooled)
-        share = p_adult if population.blend else population.looks_adult(p_adult).astype(np.float64)
-        p_child = (1 - share) * p_child + share * population.adult.probability(pooled)
-    adult = population.adult if population is not None else pediatric
-    thresholds = (1 - share) * pediatric.threshold + share * adult.threshold
-    weights = (1 - share)[:, None] * pediatric.w[None] + share[:, None] * adult.w[None]
-    return p_child, thresholds, share, weights
-
 
 def _balanced(y: np.ndarray) -> np.ndarray:
     """Per-sample weights giving each class half of the group's total."""

@@ -15,7 +15,7 @@ from .heatmap import PREDICTED, for_display, linear_cam, overlay
 from .imaging import ImageError, canonical, grey_to_rgb, load_image
 from .lung_view import LungReader, mask_to_image, outline_polygons, to_image
 from .ood import VERDICT, OODGuard
-from .population import ANSWERED_BY, LinearHead, Population, answer
+from .routing import ANSWERED_BY, LinearHead, Population, answer
 
 # RGB (n, 224, 224, 3) -> (last conv block (n, 7, 7, C), pooled features (n, C))
 Forward = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]

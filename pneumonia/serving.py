@@ -14,7 +14,7 @@ from .hub import HubError, fetch_model
 from .folder import ModelFolderError, read_config
 from .lung_view import LungReader
 from .ood import OOD_FILE, OODGuard
-from .population import POPULATION_FILE, LinearHead, Population
+from .routing import POPULATION_FILE, LinearHead, Population
 from .predictor import Forward, Predictor
 from .runtime import ir_files
 from .segmentation import SegmenterError

@@ -5,8 +5,9 @@ their stressed copies, and training's temperature rule applied to a folder.
     python -m pneumonia.validation --data path/to/chest_xray model --refit-temperature
 
 The clean validation split is nearly separable, so it cannot tell models
-apart; its stressed copies (`augment.stressed`, the same for every model)
-stand in for radiographs acquired elsewhere. Only the training split is read.
+apart; its stressed copies (`augment.lung_stressed`: the same X-rays for
+every model, each view cut from the stressed X-ray's own lungs) stand in for
+radiographs acquired elsewhere. Only the training split is read.
 """
 from __future__ import annotations
 
@@ -30,12 +31,14 @@ def split_key(config: dict) -> tuple:
     return tr.get("seed", 0), tr.get("val_fraction", 0.15), tr.get("limit")
 
 
-def validation_logits(net, split: data.TrainSplit, seed: int,
+def validation_logits(net, reader: LungReader, canons: np.ndarray, split: data.TrainSplit, seed: int,
                       copies: int = STRESS_COPIES) -> tuple[np.ndarray, np.ndarray]:
-    """Logits of the clean validation images and of their `copies` stressed copies."""
+    """Logits of the clean validation views and of their `copies` stressed
+    copies, each cut from the stressed X-ray's own lungs, as training makes them
+    (`canons`: the canonical images behind `split.images`)."""
     clean = split.images[split.val_idx]
-    return (predict_logits(net, grey_to_rgb(clean), 32),
-            predict_logits(net, grey_to_rgb(augment.stressed(clean, copies, seed)), 32))
+    stressed = augment.lung_stressed(reader.read, canons[split.val_idx], clean, copies, seed)
+    return (predict_logits(net, grey_to_rgb(clean), 32), predict_logits(net, grey_to_rgb(stressed), 32))
 
 
 def report(folder: str | Path, data_dir: str | Path, splits: dict | None = None,
@@ -48,9 +51,10 @@ def report(folder: str | Path, data_dir: str | Path, splits: dict | None = None,
     splits = {} if splits is None else splits
     if key not in splits:
         splits[key] = data.load_train_split(data_dir, limit, seed, fraction)
-    split, _, _ = LungReader.from_config(folder, config).read_split(splits[key])
+    reader = LungReader.from_config(folder, config)
+    split, _, kept = reader.read_split(splits[key])
     y_val = split.labels[split.val_idx]
-    clean, stressed = validation_logits(net, split, seed)
+    clean, stressed = validation_logits(net, reader, splits[key].images[kept], split, seed)
     y_stressed = np.tile(y_val, STRESS_COPIES)
     temperature, threshold = calibration.fit_operating_point(clean, y_val, stressed, TARGET_SENSITIVITY)
     aucs = val_stats(clean, y_val, stressed)

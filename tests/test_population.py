@@ -6,7 +6,7 @@ import pytest
 from conftest import ROOT
 
 from pneumonia import adults, population
-from pneumonia.population import LinearHead, Population, answer
+from pneumonia.routing import LinearHead, Population, answer
 
 
 HOSPITALS = ROOT / "tests" / "data" / "hospitals"

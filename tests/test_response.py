@@ -9,7 +9,7 @@ from conftest import EXAMPLES
 from PIL import Image
 
 from pneumonia.imaging import load_image
-from pneumonia.population import LinearHead, Population
+from pneumonia.routing import LinearHead, Population
 from pneumonia.predictor import Predictor
 from pneumonia.response import label, respond
 

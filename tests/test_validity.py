@@ -176,3 +176,12 @@ def test_shortfall_counts_the_silhouette_when_measured():
     results = {"a": {**met, "silhouette_auc": 0.9, "auc": 0.99}, "b": {**met, "silhouette_auc": 0.6, "auc": 0.97},
                "c": {**met, "silhouette_auc": 0.62, "auc": 0.98}}
     assert choose(results) == "c"   # among those meeting every goal, the best AUC
+
+
+def test_selection_puts_validity_first_then_stressed_auc():
+    from pneumonia.selection import TOLERANCE, decide
+    old = {"shortfall": 0.40, "val_auc_stressed": 0.98}
+    assert decide({"shortfall": 0.40 - 2 * TOLERANCE, "val_auc_stressed": 0.90}, old)      # clearly more valid
+    assert not decide({"shortfall": 0.40 + 2 * TOLERANCE, "val_auc_stressed": 0.999}, old)  # less valid: no
+    assert decide({"shortfall": 0.41, "val_auc_stressed": 0.985}, old)                       # a tie, more robust
+    assert not decide({"shortfall": 0.39, "val_auc_stressed": 0.975}, old)                   # a tie, less robust

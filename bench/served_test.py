@@ -1,0 +1,102 @@
+"""The test split as users get it: every test X-ray sent to the running app
+through `gradio_client`'s `/predict`, for each model folder asked for, side by
+side in one run.
+
+    python bench/served_test.py --data chest_xray [--models model,runs/model16]
+
+Each app serves its folder as it would on a Space (OpenVINO runtime, the
+population files, the thresholds in config); the answers are read from the
+JSON programs get. Prints accuracy, sensitivity and specificity at the served
+decision, ROC AUC, ECE (15 bins) of the served P(PNEUMONIA), and how many test
+children the adult head answered (mostly, for a blend). Report only: nothing
+is chosen here.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests"))
+os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+
+from conftest import free_port, wait_for_http  # noqa: E402
+from pneumonia import data  # noqa: E402
+from pneumonia.metrics import expected_calibration_error  # noqa: E402
+
+GOALS = {"accuracy": 0.92, "specificity": 0.85, "sensitivity": 0.95, "roc_auc": 0.975, "ece_15": 0.06,
+         "adult_head_share": 0.02}
+
+
+def served_answers(model: str, paths: list[Path]) -> list[dict | None]:
+    """/predict's JSON for each file (None where the app refused it)."""
+    from gradio_client import Client, handle_file
+    port = free_port()
+    env = {**os.environ, "GRADIO_SERVER_NAME": "127.0.0.1", "GRADIO_SERVER_PORT": str(port),
+           "PNEUMONIA_MODEL": model, "HF_HUB_OFFLINE": "1", "PNEUMONIA_RUNTIME": "openvino"}
+    proc = subprocess.Popen([sys.executable, "app.py"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}/"
+    try:
+        wait_for_http(url, proc)
+        client = Client(url, verbose=False, ssl_verify=False, download_files=False)
+        out = []
+        for p in paths:
+            try:
+                out.append(client.predict(handle_file(str(p)), api_name="/predict")[2])
+            except Exception:  # a refusal reaches the client as an AppError
+                out.append(None)
+        return out
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+def summarise(answers: list[dict | None], labels: np.ndarray) -> dict:
+    from sklearn.metrics import roc_auc_score
+    ok = np.asarray([a is not None and a.get("decision") is not None for a in answers])
+    y = labels[ok]
+    got = [a for a in answers if a is not None and a.get("decision") is not None]
+    p = np.asarray([a["probability_pneumonia"] for a in got])
+    said = np.asarray([a["decision"] == "PNEUMONIA" for a in got])
+    adult = np.asarray([a.get("answered_by") == "adult head" or
+                        (a.get("answered_by") == "both heads, blended" and a.get("adult_probability", 0) > 0.5)
+                        for a in got])
+    return {"n": int(ok.sum()), "refused": int((~ok).sum()),
+            "accuracy": float(np.mean(said == (y == 1))), "sensitivity": float(np.mean(said[y == 1])),
+            "specificity": float(np.mean(~said[y == 0])), "roc_auc": float(roc_auc_score(y, p)),
+            "ece_15": float(expected_calibration_error(y, p, 15)), "adult_head_share": float(np.mean(adult)),
+            "adult_head_normal": int((adult & (y == 0)).sum())}
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data", required=True)
+    p.add_argument("--models", default="model", help="comma-separated model folders")
+    p.add_argument("--out", help="write the results as JSON here")
+    p.add_argument("--limit", type=int, help="at most N test X-rays per class (a quick look)")
+    args = p.parse_args()
+    paths, labels = data.list_split(args.data, "test")
+    paths, labels = data.limit_per_class(paths, labels, args.limit, 0)
+    results = {m: summarise(served_answers(m, paths), labels) for m in args.models.split(",")}
+    keys = list(GOALS)
+    print(f"\n{len(paths)} test X-rays through /predict\n")
+    print("| model | " + " | ".join(keys) + " | refused |")
+    print("|---|" + "---|" * (len(keys) + 1))
+    for m, r in results.items():
+        print(f"| {m} | " + " | ".join(f"{r[k]:.4f}" for k in keys) + f" | {r['refused']} |")
+    print("| goal | " + " | ".join(("<= " if k in ("ece_15", "adult_head_share") else ">= ") + str(GOALS[k])
+                                   for k in keys) + " | |")
+    if args.out:
+        Path(args.out).write_text(json.dumps(results, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
