@@ -3,7 +3,7 @@ each downloading the overlay as gradio_client does by default, for each app
 asked for, one after the other in one run.
 
     python bench/load.py [--clients 8] [--requests 1000] [--modes distinct,identical]
-                         [--apps served,HEAD] [--seconds 300]
+                         [--apps served,HEAD] [--seconds 300] [--model model,runs/other]
 
 Modes: "distinct" sends the 120 test X-rays of tests/data (different images at
 any moment), "identical" has every client send the same X-ray at once (the
@@ -136,14 +136,16 @@ def main() -> None:
     p.add_argument("--clients", type=int, default=8)
     p.add_argument("--requests", type=int, default=1000)
     p.add_argument("--seconds", type=float, default=300)
-    p.add_argument("--model", default=str(ROOT / "model"))
+    p.add_argument("--model", default=str(ROOT / "model"), help="model folder(s), comma-separated: side by side")
     p.add_argument("--modes", default="distinct,identical")
     p.add_argument("--apps", default="served", help="comma-separated: served, keras, or git revisions (HEAD, ...)")
     args = p.parse_args()
     keep: list[str] = []
     try:
-        results = {(a, m): run_load(args.model, a, m, args.clients, args.requests, args.seconds, keep)
-                   for m in args.modes.split(",") for a in args.apps.split(",")}
+        models = args.model.split(",")
+        results = {(a if len(models) == 1 else f"{a} {Path(f).name}", m):
+                   run_load(f, a, m, args.clients, args.requests, args.seconds, keep)
+                   for m in args.modes.split(",") for f in models for a in args.apps.split(",")}
     finally:
         for tmp in keep:
             subprocess.run(["git", "worktree", "remove", "--force", tmp], cwd=ROOT, check=False)

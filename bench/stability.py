@@ -6,7 +6,7 @@ the head that answers), for each model folder given, side by side in one run.
     python bench/stability.py --data path/to/chest_xray [--models model,runs/model] [--per-class 100]
 
 Prints, per change: the share of decisions unchanged (goal >= 0.95 under
-each), accuracy before -> after, how many answers moved to the other head,
+each), accuracy before -> after, how many answers moved across P(adult)'s threshold,
 and how many changed images were refused (no lungs, not a chest X-ray).
 The images are a seeded draw of the test split, which this only reports on.
 """
@@ -77,13 +77,13 @@ CHANGES: dict[str, Callable[[np.ndarray], np.ndarray]] = {
 }
 
 
-def answer(predictor, grey: np.ndarray) -> tuple[str | None, str | None]:
-    """(decision, head that answered), or (None, None) when refused."""
+def answer(predictor, grey: np.ndarray) -> tuple[str | None, bool | None]:
+    """(decision, whether it looked like an adult's), or (None, None) when refused."""
     try:
         r = predictor.analyze_array(grey)
     except ImageError:
         return None, None
-    return r["decision"], r.get("answered_by")
+    return r["decision"], r.get("looks_adult")
 
 
 def measure(folder: str, greys: list[np.ndarray], labels: np.ndarray) -> dict[str, dict]:
@@ -117,7 +117,7 @@ def main() -> None:
     greys = [load_image(paths[i]) for i in pick]
     results = {m: measure(m, greys, labels[pick]) for m in args.models.split(",")}
     print(f"\n{len(greys)} test X-rays ({args.per_class} per class, seed {args.seed}); share of decisions "
-          f"unchanged (goal >= {GOAL}), accuracy before -> after, answers moved to the other head, refused\n")
+          f"unchanged (goal >= {GOAL}), accuracy before -> after, answers moved across P(adult)'s threshold, refused\n")
     models = list(results)
     print("| change | " + " | ".join(Path(m).name for m in models) + " |")
     print("|---|" + "---|" * len(models))
