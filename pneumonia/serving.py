@@ -82,34 +82,32 @@ class ServedModel:
 
 def population_notice(config: dict, metrics: dict | None) -> str | None:
     """What the app says above an answer for an X-ray that looks like an
-    adult's: what was measured, where, and nothing more."""
+    adult's: what was measured, where, and nothing more (short: it sits above
+    the answer)."""
     population = config.get("population")
     if not population:
         return None
     fit = population["adults"].get("fit", {}).get("adult_head_adults")
     others = population["adults"].get("others")
-    text = ("This X-ray looks like an adult's; the model was trained on children aged 1-5 at one hospital "
-            "in Guangzhou, China. Its answer comes from a last layer retrained with "
-            + (f"{fit} adult X-rays (NIH pneumonia and normal; normal adults of Shenzhen and Montgomery)"
-               if fit and others else "adult X-rays from one US hospital (NIH)"))
+    text = ("The model was trained on children aged 1-5 at one hospital; this answer comes from a last layer "
+            "retrained with " + (f"{fit} adult X-rays of three hospitals" if fit and others
+                                 else "adult X-rays from one US hospital (NIH)"))
     a = (metrics or {}).get("adult_transfer", {})
     served = a.get("served")
     if served:
         lo, hi = served["ci95_at_threshold"]["roc_auc"]
-        text += (f". Held-out adults: at NIH, ROC AUC {served['roc_auc']:.2f} (95% CI {lo:.2f}-{hi:.2f}; labels "
-                 f"mined from reports, noisy), sensitivity {served['at_threshold']['sensitivity']:.0%}, "
-                 f"specificity {served['at_threshold']['specificity']:.0%}")
-    for name in ("Shenzhen adults", "Montgomery adults"):
-        r = a.get("hospitals", {}).get(name)
-        if r and "specificity" in r:
-            text += (f"; {name.split()[0]} normals called NORMAL {r['specificity']:.0%} of {r['n_normal']}"
-                     + (f", its tuberculosis X-rays called PNEUMONIA {r['tb_answered_pneumonia']:.0%}"
-                        if "tb_answered_pneumonia" in r else ""))
-    text += (". Pneumonia in adults was seen at NIH only, so a NORMAL/PNEUMONIA split can partly follow the "
-             "hospital. " if others else ". On adults from other hospitals it has not been measured. ")
+        text += f". Held out: NIH ROC AUC {served['roc_auc']:.2f} ({lo:.2f}-{hi:.2f}, noisy labels)"
+    rows = [(name.split()[0], a.get("hospitals", {}).get(name, {})) for name in ("Shenzhen adults", "Montgomery adults")]
+    rows = [(h, r) for h, r in rows if "specificity" in r]
+    if rows:
+        text += "; normal adults called NORMAL: " + ", ".join(f"{h} {r['specificity']:.0%}" for h, r in rows)
+        tb = [f"{r['tb_answered_pneumonia']:.0%}" for _, r in rows if "tb_answered_pneumonia" in r]
+        if tb:
+            text += f"; TB called PNEUMONIA {' / '.join(tb)}"
+    text += (". Adult pneumonia came from NIH only: the answer may partly follow the hospital. " if others
+             else ". On adults from other hospitals it has not been measured. ")
     good = served is not None and served["roc_auc"] >= 0.8
-    return text + ("Treat this answer as a rough guess, not a reading." if good
-                   else "Treat this answer as little better than a guess.")
+    return text + ("Treat it as a rough guess, not a reading." if good else "Treat it as little better than a guess.")
 
 
 def local_revision(config_commit: str | None) -> str:

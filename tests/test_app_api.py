@@ -36,10 +36,16 @@ def test_label_and_decision_agree_on_every_bundled_xray(client):
     files = sorted(EXAMPLES.glob("*.jp*g")) + sorted(EXAMPLES.glob("*.png")) + \
         sorted((DATA.parent / "adults").glob("*.png"))
     assert len(files) >= 20
+    answered = 0
     for f in files:
         label, _, details = client.predict(handle_file(str(f)), api_name="/predict")
+        if details["is_chest_xray"] is False:   # the guard's refusal: no label and no decision
+            assert label is None and details["decision"] is None, f.name
+            continue
         p, t = details["probability_pneumonia"], details["threshold"]
         assert label["label"] == details["decision"] == ("PNEUMONIA" if p >= t else "NORMAL"), f.name
+        answered += 1
+    assert answered >= len(files) - 2
 
 
 def test_outputs_are_named_in_the_api(client):
@@ -169,8 +175,8 @@ def test_adult_xray_is_recognised_and_answered_by_the_adult_head_with_a_notice(c
     assert adult["looks_adult"] is True and adult["adult_probability"] > adult["adult_threshold"]
     assert adult["answered_by"] in ("adult head", "both heads, blended") and adult["decision"] in ("NORMAL", "PNEUMONIA")
     notice = adult["population_notice"]
-    assert "looks like an adult's" in notice and "ROC AUC 0." in notice
-    assert "Shenzhen normals called NORMAL" in notice and "Montgomery normals called NORMAL" in notice
+    assert "retrained with" in notice and "NIH ROC AUC 0." in notice
+    assert "Shenzhen" in notice and "Montgomery" in notice and "TB called PNEUMONIA" in notice
     assert Image.open(overlay_path).size == Image.open(EXAMPLES / ADULT).size
 
 

@@ -74,7 +74,8 @@ def test_identical_answers_get_files_of_their_own(shipped_served, tmp_path):
 
 
 def test_overlay_colours_only_what_the_model_read(shipped_served):
-    """crop+mask: outside the dilated lungs the overlay is the X-ray as uploaded."""
+    """Outside what the model read (the box for crop+blur, the dilated lungs in
+    it for crop+mask) the overlay is the X-ray as uploaded."""
     predictor = shipped_served.predictor
     grey = load_image(EXAMPLES / "PNEUMONIA-bacterial_person101_bacteria_484.jpeg")
     grey = cv2.resize(grey, (700, 600))
@@ -89,12 +90,15 @@ def test_overlay_colours_only_what_the_model_read(shipped_served):
     # Away from the white outline (drawn a few pixels wide), unseen pixels are untouched...
     near_outline = cv2.dilate(outline.astype(np.uint8), np.ones((9, 9), np.uint8)) > 0
     unseen = ~seen & ~near_outline
-    assert unseen.mean() > 0.3
+    assert unseen.mean() > 0.1
     assert np.array_equal(overlay[unseen], plain[unseen])
-    # ...while the lungs the model read are coloured, and the box beyond the mask is not.
+    # ...while what the model read is coloured; for crop+mask not the box beyond the mask.
     assert np.abs(overlay[seen & ~near_outline] - plain[seen & ~near_outline]).mean() > 5
     box = boxes[0].region(grey.shape[1], grey.shape[0])
-    assert (box & unseen).mean() > 0.05
+    if predictor.reader.variant == "crop+mask":
+        assert (box & unseen).mean() > 0.05
+    else:
+        assert np.mean(seen != box) < 0.01   # the same region, up to rounding at its edge
 
 
 def test_json_carries_the_map_and_the_lung_outline_in_image_pixels(shipped_served):
