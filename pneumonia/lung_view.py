@@ -194,13 +194,14 @@ class LungReader:
     def read_split(self, split: "TrainSplit") -> tuple["TrainSplit", dict[str, int], np.ndarray]:
         """A `data.TrainSplit` of canonical images -> (the same split of classifier
         inputs without the images whose lungs were not found, how many were left
-        out per part, which images were kept (bool, per original image))."""
+        out per part, the canonical images behind the kept views, for views cut
+        again from augmented copies)."""
         if self.variant == "full":
-            return split, {"train": 0, "validation": 0}, np.ones(len(split.labels), bool)
+            return split, {"train": 0, "validation": 0}, split.images
         views, _, _, found = self.read(split.images)
         without = {"train": int((~found[split.train_idx]).sum()),
                    "validation": int((~found[split.val_idx]).sum())}
-        return split.subset(found, views), without, found
+        return split.subset(found, views), without, split.images[found]
 
     def describe(self) -> dict:
         return {"variant": self.variant, "margin": self.margin, "dilation": self.dilation}

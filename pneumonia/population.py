@@ -123,9 +123,7 @@ def fit_folder(model_dir: str | Path, data_dir: str | Path, adults_dir: str | Pa
     reader = LungReader.from_config(folder, config)
     tr = config["training"]
     split = data.load_train_split(data_dir, tr.get("limit"), tr["seed"], tr["val_fraction"])
-    canons = split.images
-    split, _, kept = reader.read_split(split)
-    canons = canons[kept]
+    split, _, canons = reader.read_split(split)
     sets = [load_adults(adults_dir, tr["seed"])] + ([load_hospitals(hospitals_dir, tr["seed"])] if hospitals_dir else [])
     feats, parts = [], {}   # per set: pooled features of the X-rays whose lungs were found
     for k, s in enumerate(sets):

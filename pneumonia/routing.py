@@ -61,14 +61,14 @@ def answer(pooled: np.ndarray, pediatric: LinearHead, population: Population | N
     C) for Grad-CAM). A blend weighs probabilities, thresholds and Grad-CAM
     weights alike by P(adult)."""
     pooled = np.atleast_2d(pooled)
-    p_child = pediatric.probability(pooled)
+    p = pediatric.probability(pooled)
     if population is None:
         share = np.zeros(len(pooled))
     else:
         p_adult = population.adult_probability(pooled)
         share = p_adult if population.blend else population.looks_adult(p_adult).astype(np.float64)
-        p_child = (1 - share) * p_child + share * population.adult.probability(pooled)
+        p = (1 - share) * p + share * population.adult.probability(pooled)
     adult = population.adult if population is not None else pediatric
     thresholds = (1 - share) * pediatric.threshold + share * adult.threshold
     weights = (1 - share)[:, None] * pediatric.w[None] + share[:, None] * adult.w[None]
-    return p_child, thresholds, share, weights
+    return p, thresholds, share, weights

@@ -51,9 +51,8 @@ def decide(new: dict, previous: dict) -> bool:
 
 
 def _same_silhouette(a: dict, b: dict) -> bool:
-    outlined = ("crop+mask", "crop+blur")
     la, lb = a.get("lungs", {}), b.get("lungs", {})
-    return (la.get("variant") in outlined) == (lb.get("variant") in outlined) and all(
+    return (la.get("variant") in validity.OUTLINED) == (lb.get("variant") in validity.OUTLINED) and all(
         la.get(k) == lb.get(k) for k in ("margin", "dilation", "segmenter_input"))
 
 

@@ -141,9 +141,7 @@ def train(opts: TrainOptions) -> Path:
     log(f"Read {len(split.labels)} images, skipped {len(split.skipped)} unreadable")
     segmenter = load_segmenter(opts.segmenter) if opts.lung_view != "full" else None
     reader = LungReader(segmenter, opts.lung_view, dilation=opts.lung_dilation)
-    canons = split.images
-    split, without_lungs, kept = reader.read_split(split)
-    canons = canons[kept]   # the canonical images behind split.images, for augmentation before the lungs
+    split, without_lungs, canons = reader.read_split(split)
     if segmenter is not None:
         log(f"Lung view {opts.lung_view!r}: images without lungs found, left out: {without_lungs}")
     images, labels, groups = split.images, split.labels, split.groups

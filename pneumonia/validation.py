@@ -52,9 +52,9 @@ def report(folder: str | Path, data_dir: str | Path, splits: dict | None = None,
     if key not in splits:
         splits[key] = data.load_train_split(data_dir, limit, seed, fraction)
     reader = LungReader.from_config(folder, config)
-    split, _, kept = reader.read_split(splits[key])
+    split, _, canons = reader.read_split(splits[key])
     y_val = split.labels[split.val_idx]
-    clean, stressed = validation_logits(net, reader, splits[key].images[kept], split, seed)
+    clean, stressed = validation_logits(net, reader, canons, split, seed)
     y_stressed = np.tile(y_val, STRESS_COPIES)
     temperature, threshold = calibration.fit_operating_point(clean, y_val, stressed, TARGET_SENSITIVITY)
     aucs = val_stats(clean, y_val, stressed)

@@ -45,6 +45,7 @@ from .lung_view import crop, dilate, lung_box, lung_view, to_image
 # Goals (issue "Read the lungs, not the leads").
 GOALS = {"swap_surroundings_auc_max": 0.60, "swap_lungs_auc_min": 0.90, "hidden_auc_max": 0.65,
          "heat_in_lungs_min": 0.85, "pointing_game_min": 0.95, "silhouette_auc_max": 0.65}
+OUTLINED = ("crop+mask", "crop+blur")   # views whose dilated-mask outline shows (black or blurred outside)
 SILHOUETTE_SIZE = 32   # the silhouette's side, in cells, for its classifier
 CELLS = 7
 DELETION_STEPS = (0, 3, 7, 12, 18, 25, 35, 49)
@@ -203,7 +204,7 @@ def silhouettes(masks: np.ndarray, variant: str, margin: float, dilation: float)
     detail, with no X-ray in it: the dilated mask inside its box for
     "crop+mask" and "crop+blur" (black or blurred outside: either way its
     outline shows), the whole box for "crop" (the same for every X-ray)."""
-    outlined = variant in ("crop+mask", "crop+blur")
+    outlined = variant in OUTLINED
     out = []
     for m in masks:
         keep = dilate(m, dilation) if outlined else np.ones(m.shape, bool)
