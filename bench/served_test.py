@@ -10,6 +10,12 @@ JSON programs get. Prints accuracy, sensitivity and specificity at the served
 decision, ROC AUC, ECE (15 bins) of the served P(PNEUMONIA), and how many test
 children the adult head answered (mostly, for a blend). Report only: nothing
 is chosen here.
+
+`--answers FILE` keeps every answer (one model); `--same-as FILE` says whether
+this tree's answers equal those kept earlier (a refactor must not change one):
+
+    python bench/served_test.py --data chest_xray --answers before.json
+    python bench/served_test.py --data chest_xray --same-as before.json
 """
 from __future__ import annotations
 
@@ -82,10 +88,21 @@ def main() -> None:
     p.add_argument("--models", default="model", help="comma-separated model folders")
     p.add_argument("--out", help="write the results as JSON here")
     p.add_argument("--limit", type=int, help="at most N test X-rays per class (a quick look)")
+    p.add_argument("--answers", help="write every answer of the (first) model here, as JSON")
+    p.add_argument("--same-as", help="compare every answer with those written earlier by --answers")
     args = p.parse_args()
     paths, labels = data.list_split(args.data, "test")
     paths, labels = data.limit_per_class(paths, labels, args.limit, 0)
-    results = {m: summarise(served_answers(m, paths), labels) for m in args.models.split(",")}
+    answers = {m: served_answers(m, paths) for m in args.models.split(",")}
+    first = dict(zip((p.name for p in paths), next(iter(answers.values()))))
+    if args.answers:
+        Path(args.answers).write_text(json.dumps(first, indent=1) + "\n")
+    if args.same_as:
+        kept = json.loads(Path(args.same_as).read_text())
+        differ = sorted(k for k in kept.keys() | first.keys() if kept.get(k) != first.get(k))
+        print(f"{len(first) - len(differ)} of {len(kept)} answers identical to {args.same_as}"
+              + (f"; different: {', '.join(differ[:10])}" if differ else ""))
+    results = {m: summarise(a, labels) for m, a in answers.items()}
     keys = list(GOALS)
     print(f"\n{len(paths)} test X-rays through /predict\n")
     print("| model | " + " | ".join(keys) + " | refused |")
