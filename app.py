@@ -23,10 +23,10 @@ os.environ.setdefault("GRADIO_ANALYTICS_MAX_EVENTS", "1000")
 import gradio as gr  # noqa: E402
 
 from pneumonia import config as cfg  # noqa: E402
-from pneumonia import serving  # noqa: E402
-from pneumonia.response import file_data, respond  # noqa: E402
-from pneumonia.heatmap import PREDICTED  # noqa: E402
-from pneumonia.imaging import ImageError  # noqa: E402
+from pneumonia.serve import loader as serving  # noqa: E402
+from pneumonia.serve.response import file_data, respond  # noqa: E402
+from pneumonia.serve.heatmap import PREDICTED  # noqa: E402
+from pneumonia.serve.imaging import ImageError  # noqa: E402
 
 # Only our own counts and timings at INFO; libraries' request logs stay quiet.
 logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
@@ -62,7 +62,7 @@ def _path_of(upload) -> str | None:
 
 
 HEATMAP_TARGETS = {"decided class": PREDICTED, "PNEUMONIA": 1, "NORMAL": 0}
-# What the served model reads (pneumonia.lung_view), in words under the overlay.
+# What the served model reads (pneumonia.serve.lung_view), in words under the overlay.
 READS = {
     "full": "The model reads the whole image, and the heatmap covers all of it.",
     "crop": "The white line is where the lungs were found. The model reads only the box around them, "
@@ -174,7 +174,7 @@ with gr.Blocks(title="Pneumonia X-ray classifier with Grad-CAM", analytics_enabl
                    api_visibility="private")
     details.change(None, inputs=details, outputs=notice, js=NOTICE_JS, queue=False, api_visibility="private")
 # Each answer's overlay is written once, under a fresh name, in the folder
-# Gradio serves files from (pneumonia.response): nothing copies or rewrites it,
+# Gradio serves files from (pneumonia.serve.response): nothing copies or rewrites it,
 # and `delete_cache` removes it with Gradio's own files.
 OVERLAYS = Path(heatmap.GRADIO_CACHE) / "overlays"
 

@@ -20,10 +20,13 @@ import sys
 from pathlib import Path
 
 from pneumonia.config import LUNG_VARIANTS, SEGMENTER_FILE
-from pneumonia.data import DataError
-from pneumonia.model import STAGES
-from pneumonia.segmentation import SegmenterError
-from pneumonia.training import TrainOptions, log, train
+from pneumonia.train.data import DataError
+from pneumonia.train.model import STAGES
+from pneumonia.serve.lungs import SegmenterError
+from pneumonia.train.cli import log
+from pneumonia.train.devices import PRECISIONS
+from pneumonia.train.phases import EpochHook
+from pneumonia.train.training import TrainOptions, train
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -49,8 +52,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         "blurred, or the whole image (default %(default)s)")
     p.add_argument("--lung-dilation", type=float, default=d.lung_dilation,
                    help="how far the lung mask is grown, as a fraction of the image side (default %(default)s)")
-    p.add_argument("--precision", default=d.precision, choices=["float32", "mixed_bfloat16"],
-                   help="compute precision while training (weights and the saved model stay float32)")
+    p.add_argument("--precision", default=d.precision, choices=["auto", *PRECISIONS],
+                   help="compute precision while training; auto: mixed_float16 on a GPU, mixed_bfloat16 on a "
+                        "CPU with bf16 instructions, else float32 (weights and the saved model stay float32; "
+                        "default %(default)s)")
     p.add_argument("--lung-masks", metavar="DIR", help="lung_masks folder: train the segmenter first, into --out")
     p.add_argument("--segmenter", metavar="FILE", help="an already trained lungs.keras (instead of --lung-masks)")
     p.add_argument("--seg-epochs", type=int, default=16, help="segmenter epochs with --lung-masks")
@@ -58,7 +63,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--limit", type=int, default=None, help="at most N images per class and split (smoke runs)")
     p.add_argument("--no-eval", action="store_true", help="skip the test-split report")
     p.add_argument("--adults", metavar="DIR", help="adult_cxr folder: fit the guard on children and adults, "
-                   "the population score and the adult head (pneumonia.population), and report adults")
+                   "the population score and the adult head (pneumonia.train.population), and report adults")
     p.add_argument("--hospitals", metavar="DIR", help="lung_masks folder (with --adults): Shenzhen's and "
                    "Montgomery's X-rays join P(adult) and the adult head, and are reported")
     p.add_argument("--push-to-hub", metavar="REPO_ID", default=None, help="upload the model folder to the Hub")
@@ -66,7 +71,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, on_epoch: EpochHook | None = None) -> int:
+    """The command; `on_epoch` sees each training epoch's row as it comes (the notebook draws the curves)."""
     args = parse_args(argv)
     if args.lung_view != "full" and not (args.lung_masks or args.segmenter):
         print("error: a lung view needs --lung-masks DIR (to train the segmenter) or --segmenter FILE",
@@ -83,28 +89,29 @@ def main(argv: list[str] | None = None) -> int:
     )
     try:
         if args.lung_view != "full" and args.lung_masks:
-            from pneumonia.lung_training import SHEET_FILE, contact_sheet, train_segmenter
+            from pneumonia.train.lung_training import SHEET_FILE, contact_sheet, train_segmenter
             seg, _ = train_segmenter(args.lung_masks, args.out, args.seg_epochs, seed=args.seed, log=log)
             if not args.no_eval:
                 contact_sheet(seg, args.data, Path(args.out) / SHEET_FILE)
             opts.segmenter = str(Path(args.out) / SEGMENTER_FILE)
-        folder = train(opts)
+        folder = train(opts, on_epoch)
         if args.adults:  # the guard on children and adults, the population score, the adult head
-            from pneumonia.population import fit_folder
+            from pneumonia.train.population import fit_folder
             fit_folder(folder, args.data, args.adults, args.hospitals)
         else:
-            from pneumonia.ood import fit_folder
+            from pneumonia.train.guard_fit import fit_folder
             fit_folder(folder, args.data)
         if not args.no_eval:
-            from pneumonia.evaluate import evaluate_folder
+            from pneumonia.report.evaluate import evaluate_folder
             evaluate_folder(folder, args.data, args.limit, adults_dir=args.adults, hospitals_dir=args.hospitals)
-        from pneumonia.export import export_folder  # what the app serves: forward-only networks
+        from pneumonia.train.export import export_folder  # what the app serves: forward-only networks
         export_folder(folder)
     except (DataError, FileNotFoundError, SegmenterError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     if args.push_to_hub:
-        from pneumonia.hub import HubError, push_folder
+        from pneumonia.serve.hub import HubError
+        from pneumonia.train.publish import push_folder
         try:
             url = push_folder(folder, args.push_to_hub, private=args.private)
         except HubError as e:

@@ -20,7 +20,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from pneumonia.training import TrainOptions, train  # noqa: E402
+from pneumonia.train.training import TrainOptions, train  # noqa: E402
 
 PRECISIONS = ("float32", "mixed_bfloat16")
 

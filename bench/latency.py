@@ -31,6 +31,10 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
 
+# The app as served, and the same app through TensorFlow (the training wing plugs it in).
+APPS = {"openvino": "app.py", "keras": "bench/keras_app.py"}
+
+
 def pct(xs: list[float]) -> tuple[float, float]:
     return float(np.percentile(xs, 50)), float(np.percentile(xs, 95))
 
@@ -52,8 +56,11 @@ def keras_io_recipe(model, img_array, layer="conv5_block3_out"):
 
 
 def in_process(model_dir: str, images: list[Path], runs: int, runtime: str) -> dict:
-    from pneumonia.imaging import load_image, to_model_input
-    from pneumonia.serving import load
+    from pneumonia.serve.imaging import load_image, to_model_input
+    from pneumonia.serve.loader import load
+    if runtime == "keras":
+        from pneumonia.train import keras_runtime
+        keras_runtime.register()
     served = load(model_dir, runtime=runtime)
     predictor = served.predictor
     greys = [load_image(p) for p in images]
@@ -66,8 +73,8 @@ def in_process(model_dir: str, images: list[Path], runs: int, runtime: str) -> d
         ours.append(1000 * (time.perf_counter() - t))
     import tempfile
 
-    from pneumonia.heatmap import linear_cam, save_jpeg
-    from pneumonia.imaging import canonical, grey_to_rgb
+    from pneumonia.serve.heatmap import linear_cam, save_jpeg
+    from pneumonia.serve.imaging import canonical, grey_to_rgb
     steps: dict[str, list[float]] = {"decode": [], "lungs": [], "classifier": [], "overlay": [], "jpeg": []}
     out = tempfile.mkdtemp()
     for i in range(runs):
@@ -87,7 +94,7 @@ def in_process(model_dir: str, images: list[Path], runs: int, runtime: str) -> d
     found = {name: pct(v) for name, v in steps.items()}
     if runtime != "keras":
         return {"ours": pct(ours), **found, "variant": predictor.reader.variant}
-    from pneumonia.model import load_model_folder
+    from pneumonia.train.model import load_model_folder
     net, _ = load_model_folder(model_dir)
     keras_io_recipe(net, to_model_input(greys[0])[None])
     recipe = []
@@ -146,7 +153,7 @@ def end_to_end(model_dir: str, images: list[Path], runs: int, runtime: str) -> d
     env = {**os.environ, "GRADIO_SERVER_NAME": "127.0.0.1", "GRADIO_SERVER_PORT": str(port),
            "PNEUMONIA_MODEL": model_dir, "PNEUMONIA_RUNTIME": runtime}
     t0 = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "app.py"], cwd=ROOT, env=env,
+    proc = subprocess.Popen([sys.executable, APPS[runtime]], cwd=ROOT, env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}/"
     try:
@@ -180,7 +187,7 @@ def end_to_end(model_dir: str, images: list[Path], runs: int, runtime: str) -> d
     # A restart: the first user's request,
     # 3 s after the server answers.
     from conftest import wait_for_http
-    proc = subprocess.Popen([sys.executable, "app.py"], cwd=ROOT, env=env,
+    proc = subprocess.Popen([sys.executable, APPS[runtime]], cwd=ROOT, env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         wait_for_http(url, proc)

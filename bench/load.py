@@ -45,26 +45,27 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def app_dir(app: str, keep: list) -> tuple[Path, dict]:
-    """Where an app's app.py lives, and its environment: this tree, or a git
-    revision checked out into a temporary worktree."""
+def app_dir(app: str, keep: list) -> tuple[Path, str, dict]:
+    """Where an app's app.py lives, the script that serves it, and its
+    environment: this tree (through TensorFlow for "keras", with the launcher
+    that plugs it in), or a git revision checked out into a temporary worktree."""
     if app in ("served", "keras"):
-        return ROOT, {"PNEUMONIA_RUNTIME": "keras" if app == "keras" else "openvino"}
+        return ROOT, "bench/keras_app.py" if app == "keras" else "app.py", {"PNEUMONIA_RUNTIME": "openvino"}
     tmp = tempfile.mkdtemp(prefix="pneumonia-bench-")
     subprocess.run(["git", "worktree", "add", "--detach", tmp, app], cwd=ROOT, check=True,
                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     keep.append(tmp)
-    return Path(tmp), {"PNEUMONIA_RUNTIME": "openvino"}
+    return Path(tmp), "app.py", {"PNEUMONIA_RUNTIME": "openvino"}
 
 
 def run_load(model: str, app: str, mode: str, clients: int, requests: int, seconds: float, keep: list) -> dict:
     from gradio_client import Client, handle_file
 
     port = free_port()
-    cwd, extra = app_dir(app, keep)
+    cwd, script, extra = app_dir(app, keep)
     env = {**os.environ, "GRADIO_SERVER_NAME": "127.0.0.1", "GRADIO_SERVER_PORT": str(port),
            "PNEUMONIA_MODEL": model, "HF_HUB_OFFLINE": "1", **extra}
-    proc = subprocess.Popen([sys.executable, "app.py"], cwd=cwd, env=env, text=True,
+    proc = subprocess.Popen([sys.executable, script], cwd=cwd, env=env, text=True,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}/"
     images = sorted(str(p) for p in (ROOT / "tests" / "data" / "xray" / "test").glob("*/*.jpeg"))

@@ -32,13 +32,15 @@ from PIL import Image, ImageDraw
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from pneumonia import card, data, lung_training  # noqa: E402
-from pneumonia.adults import load_adults  # noqa: E402
-from pneumonia.card import OOD_REPORT_FILE  # noqa: E402
+from pneumonia.report import card
+from pneumonia.train import data
+from pneumonia.train import lung_training  # noqa: E402
+from pneumonia.train.adults import load_adults  # noqa: E402
+from pneumonia.report.card import OOD_REPORT_FILE  # noqa: E402
 from pneumonia.config import METRICS_FILE  # noqa: E402
-from pneumonia.imaging import ImageError, load_image  # noqa: E402
-from pneumonia.predictor import NoLungsError  # noqa: E402
-from pneumonia.serving import load  # noqa: E402
+from pneumonia.serve.imaging import ImageError, load_image  # noqa: E402
+from pneumonia.serve.predictor import NoLungsError  # noqa: E402
+from pneumonia.serve.loader import load  # noqa: E402
 
 
 def package_photos() -> dict[str, np.ndarray]:
@@ -123,7 +125,7 @@ def main() -> None:
     args = p.parse_args()
     predictor = load(args.model).predictor
     if predictor.guard is None:
-        sys.exit(f"{args.model} has no guard: run python -m pneumonia.population first")
+        sys.exit(f"{args.model} has no guard: run python -m pneumonia.train.population first")
 
     def outcome(source) -> str:
         """'answered' or where it was refused; answered X-rays that look like an adult's are 'adult'."""

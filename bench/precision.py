@@ -27,15 +27,16 @@ from sklearn.metrics import roc_auc_score
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from pneumonia import data  # noqa: E402
+from pneumonia.train import data  # noqa: E402
 from pneumonia.calibration import decision_logit, sigmoid  # noqa: E402
-from pneumonia.gradcam import PREDICTED, GradCAM  # noqa: E402
-from pneumonia.heatmap import linear_cam  # noqa: E402
-from pneumonia.imaging import grey_to_rgb  # noqa: E402
-from pneumonia.lung_view import LungReader  # noqa: E402
-from pneumonia.model import load_model_folder  # noqa: E402
-from pneumonia.runtime import Network, SegmenterNet, ir_files  # noqa: E402
-from pneumonia.segmentation import Segmenter, dice, postprocess  # noqa: E402
+from pneumonia.train.gradcam import PREDICTED, GradCAM  # noqa: E402
+from pneumonia.serve.heatmap import linear_cam  # noqa: E402
+from pneumonia.serve.imaging import grey_to_rgb  # noqa: E402
+from pneumonia.train.segmenter import keras_reader  # noqa: E402
+from pneumonia.train.model import load_model_folder  # noqa: E402
+from pneumonia.serve.runtime import Network, SegmenterNet, ir_files  # noqa: E402
+from pneumonia.serve.lungs import Segmenter, postprocess  # noqa: E402
+from pneumonia.train.segmenter import dice  # noqa: E402
 
 GOALS = {"decisions_agree": 0.995, "auc_within": 0.002, "cam_correlation": 0.99}
 
@@ -57,7 +58,7 @@ def main() -> None:
     folder = Path(args.model)
     net, config = load_model_folder(folder)
     if "runtime" not in config:
-        sys.exit(f"{folder} has no exported networks: run python -m pneumonia.export --model {folder}")
+        sys.exit(f"{folder} has no exported networks: run python -m pneumonia.train.export --model {folder}")
     tr = config["training"]
     split = data.load_train_split(args.data, tr.get("limit"), tr["seed"], tr["val_fraction"])
     paths, labels = data.list_split(args.data, "test")
@@ -70,7 +71,7 @@ def main() -> None:
 
 def compare(folder: Path, net, config: dict, name: str, canons: np.ndarray, labels: np.ndarray,
             precisions: list[str]) -> None:
-    reader = LungReader.from_config(folder, config)
+    reader = keras_reader(folder, config)
     views, _, lungs, found = reader.read(canons)
     views, labels = views[found], labels[found]
     x = grey_to_rgb(views)

@@ -34,8 +34,8 @@ sys.path.insert(0, str(ROOT / "tests"))
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
 from conftest import free_port, wait_for_http  # noqa: E402
-from pneumonia import data  # noqa: E402
-from pneumonia.metrics import expected_calibration_error  # noqa: E402
+from pneumonia.train import data  # noqa: E402
+from pneumonia.report.metrics import bootstrap_ci, expected_calibration_error  # noqa: E402
 
 GOALS = {"accuracy": 0.92, "specificity": 0.85, "sensitivity": 0.95, "roc_auc": 0.975, "ece_15": 0.06,
          "adult_head_share": 0.02}
@@ -72,6 +72,7 @@ def summarise(answers: list[dict | None], labels: np.ndarray) -> dict:
     got = [a for a in answers if a is not None and a.get("decision") is not None]
     p = np.asarray([a["probability_pneumonia"] for a in got])
     said = np.asarray([a["decision"] == "PNEUMONIA" for a in got])
+    assert (said == (p >= np.asarray([a["threshold"] for a in got]))).all(), "a decision off its threshold"
     adult = np.asarray([a.get("answered_by") == "adult head" or
                         (a.get("answered_by") == "both heads, blended" and a.get("adult_probability", 0) > 0.5)
                         for a in got])
@@ -79,7 +80,9 @@ def summarise(answers: list[dict | None], labels: np.ndarray) -> dict:
             "accuracy": float(np.mean(said == (y == 1))), "sensitivity": float(np.mean(said[y == 1])),
             "specificity": float(np.mean(~said[y == 0])), "roc_auc": float(roc_auc_score(y, p)),
             "ece_15": float(expected_calibration_error(y, p, 15)), "adult_head_share": float(np.mean(adult)),
-            "adult_head_normal": int((adult & (y == 0)).sum())}
+            "adult_head_normal": int((adult & (y == 0)).sum()),
+            # 95% intervals, resampling images (2,000 times); each at the threshold of the head that answered.
+            "ci95": bootstrap_ci(y, p, np.asarray([a["threshold"] for a in got]))}
 
 
 def main() -> None:
@@ -108,7 +111,9 @@ def main() -> None:
     print("| model | " + " | ".join(keys) + " | refused |")
     print("|---|" + "---|" * (len(keys) + 1))
     for m, r in results.items():
-        print(f"| {m} | " + " | ".join(f"{r[k]:.4f}" for k in keys) + f" | {r['refused']} |")
+        ci = r["ci95"]
+        print(f"| {m} | " + " | ".join(f"{r[k]:.4f}" + (f" [{ci[k][0]:.3f}, {ci[k][1]:.3f}]" if k in ci else "")
+                                       for k in keys) + f" | {r['refused']} |")
     print("| goal | " + " | ".join(("<= " if k in ("ece_15", "adult_head_share") else ">= ") + str(GOALS[k])
                                    for k in keys) + " | |")
     if args.out:

@@ -23,9 +23,9 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from pneumonia import data  # noqa: E402
-from pneumonia.imaging import ImageError, load_image  # noqa: E402
-from pneumonia.serving import load_folder  # noqa: E402
+from pneumonia.train import data  # noqa: E402
+from pneumonia.serve.imaging import ImageError, load_image  # noqa: E402
+from pneumonia.serve.loader import load_folder  # noqa: E402
 
 GOAL = 0.95
 

@@ -1,4 +1,6 @@
-"""Pneumonia chest X-ray classifier: data, model, calibration, Grad-CAM.
+"""Pneumonia chest X-ray classifier: the shared ground floor (config, calibration arithmetic, image and folder checks).
 
-Everything but the UI (`app.py`) and the training CLI (`train.py`) lives here.
+`pneumonia.serve` is what the app imports, `pneumonia.train` what fits the
+networks, `pneumonia.report` what measures them; the UI is `app.py`, the
+training command `train.py`.
 """

@@ -26,7 +26,7 @@ SEG_SIZE = 128
 SEG_WIDTH = 8             # filters of the U-Net's first level (doubling per level); 16 doubled the time
 SEGMENTER_FILE = "lungs.keras"
 NO_LUNGS = "No lung fields found: upload a frontal chest X-ray"
-# What the classifier sees of the lungs (pneumonia.lung_view): "full" (the
+# What the classifier sees of the lungs (pneumonia.serve.lung_view): "full" (the
 # whole image, the earlier models), "crop" (the lungs' bounding box with a
 # margin) or "crop+mask" (the same, with everything outside the dilated lung
 # mask set to black) or "crop+blur" (the same, with the outside blurred
@@ -93,7 +93,7 @@ EMBEDDED_MODEL_DIR = ROOT / "model"
 
 # Operating point rule, applied on the validation split only.
 TARGET_SENSITIVITY = 0.95
-# Stressed copies of each validation image (pneumonia.augment.stressed): the
+# Stressed copies of each validation image (pneumonia.train.augment.stressed): the
 # temperature is fitted on them with the clean ones, and models are compared on them.
 STRESS_COPIES = 2
 TEMPERATURE_RULE = ("minimises NLL on the validation split plus {copies} stressed copies "
@@ -119,21 +119,28 @@ DISCLAIMER = (
 # The Hub repo the app serves by default, and the Space it is deployed to.
 HUB_MODEL_REPO = "pneumonia-xray-demo/pneumonia-resnet50"
 HUB_SPACE_REPO = "pneumonia-xray-demo/pneumonia-xray"
+# Where the code is published (the notebook's "Open in Colab" badge and its clone).
+GITHUB_REPO = "pneumonia-xray-demo/pneumonia-xray"
+NOTEBOOK_FILE = "Pneumonia_Xray_Classification.ipynb"
 # Seconds to wait for the Hub to accept a connection before serving the
 # committed model instead (reads of a large file may take longer).
 HUB_CONNECT_TIMEOUT = 4.0
 HUB_READ_TIMEOUT = 30.0
 # What a Space needs from this repo, besides the files of model/ the app serves
 # (hub.SERVED_PATTERNS: the exported networks, not the Keras files).
-SPACE_FILES = ["app.py", "requirements.txt", "README.md", "pneumonia/*.py", "examples/*"]
+# The Space gets the serving wing and the ground floor only: what it runs cannot reach training code.
+SPACE_FILES = ["app.py", "requirements.txt", "README.md", "pneumonia/*.py", "pneumonia/serve/*.py", "examples/*",
+               "docs/screenshot.jpg"]
+# The Hub's patterns match across folders ("pneumonia/*.py" takes pneumonia/train/x.py too).
+SPACE_EXCLUDE = ["pneumonia/train/*", "pneumonia/report/*"]
 
 # Serving limits: requests waiting in the queue (more get "Queue is full"),
-# requests run at once (their networks run together: pneumonia.batching),
+# requests run at once (their networks run together: pneumonia.serve.batching),
 # and the largest upload accepted.
 QUEUE_MAX_SIZE = 32
 CONCURRENCY = 8
 MAX_UPLOAD = "25mb"
-# The forward-only runtime (pneumonia.runtime): OpenVINO's inference precision
+# The forward-only runtime (pneumonia.serve.runtime): OpenVINO's inference precision
 # on the CPU, and the most requests one network call takes together. fp32 was
 # measured first (exact); bf16 serves because it meets the agreement bar on
 # validation (bench/precision.py: decisions 99.73%, ROC AUC -0.0000, CAM

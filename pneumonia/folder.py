@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from .config import CONFIG_FILE
+from pneumonia.config import CONFIG_FILE
 
 REQUIRED_KEYS = ("class_names", "threshold", "temperature", "input_size")
 

@@ -18,7 +18,7 @@ MODEL_DIR = ROOT / "model"
 def untrained_model():
     """The real graph with random weights (no 95 MB download)."""
     import keras
-    from pneumonia.model import build_model
+    from pneumonia.train.model import build_model
     keras.utils.set_random_seed(0)
     return build_model(weights=None)
 
@@ -26,14 +26,14 @@ def untrained_model():
 @pytest.fixture(scope="session")
 def shipped():
     """The committed model folder, loaded once."""
-    from pneumonia.model import load_model_folder
+    from pneumonia.train.model import load_model_folder
     return load_model_folder(MODEL_DIR)
 
 
 @pytest.fixture(scope="session")
 def shipped_served():
     """The committed model folder as the app serves it (segmenter, guard, lung view)."""
-    from pneumonia.serving import load_folder
+    from pneumonia.serve.loader import load_folder
     return load_folder(MODEL_DIR, str(MODEL_DIR), "committed model")
 
 

@@ -116,7 +116,7 @@ def test_oversized_upload_is_refused_cleanly(client, tmp_path):
 def test_dicom_through_the_api(client, tmp_path):
     from test_dicom import make_dicom
 
-    from pneumonia.imaging import load_image
+    from pneumonia.serve.imaging import load_image
     grey = load_image(EXAMPLES / "PNEUMONIA-bacterial_person85_bacteria_424.jpeg")
     path = tmp_path / "xray.dcm"
     path.write_bytes(make_dicom(grey.astype(np.uint16) * 16, 12, photometric="MONOCHROME2"))

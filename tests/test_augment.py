@@ -2,7 +2,7 @@
 import numpy as np
 from conftest import DATA
 
-from pneumonia import augment, data
+from pneumonia.train import augment, data
 
 
 def _xrays(n=4):

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from pneumonia import calibration
+from pneumonia.train import operating_point
 
 
 def test_nll_known_values():
@@ -16,14 +17,14 @@ def test_fit_temperature_recovers_true_temperature():
     rng = np.random.default_rng(0)
     z = rng.normal(0, 6, 200_000)
     labels = rng.random(z.size) < calibration.sigmoid(z / 3.0)
-    assert calibration.fit_temperature(z, labels) == pytest.approx(3.0, rel=0.03)
+    assert operating_point.fit_temperature(z, labels) == pytest.approx(3.0, rel=0.03)
 
 
 def test_temperature_one_for_calibrated_logits():
     rng = np.random.default_rng(1)
     z = rng.normal(0, 2, 200_000)
     labels = rng.random(z.size) < calibration.sigmoid(z)
-    assert calibration.fit_temperature(z, labels) == pytest.approx(1.0, rel=0.03)
+    assert operating_point.fit_temperature(z, labels) == pytest.approx(1.0, rel=0.03)
 
 
 def test_threshold_for_sensitivity_hand_computed():
@@ -49,8 +50,8 @@ def test_operating_point_without_stressed_copies_is_temperature_then_threshold()
     rng = np.random.default_rng(2)
     z = rng.normal(0, 4, 4000)
     labels = (rng.random(z.size) < calibration.sigmoid(z / 2.0)).astype(int)
-    t, thr = calibration.fit_operating_point(z, labels, z[:0], 0.95)
-    assert t == pytest.approx(calibration.fit_temperature(z, labels))
+    t, thr = operating_point.fit_operating_point(z, labels, z[:0], 0.95)
+    assert t == pytest.approx(operating_point.fit_temperature(z, labels))
     assert thr == calibration.threshold_for_sensitivity(calibration.sigmoid(z / t), labels, 0.95)
 
 
@@ -59,8 +60,8 @@ def test_operating_point_stressed_copies_soften_the_temperature_not_the_decision
     labels = np.tile([0, 1], 2000)
     clean = np.where(labels == 1, 2.0, -2.0) + rng.normal(0, 1, labels.size)
     stressed = clean + rng.normal(0, 6, labels.size)  # one copy, in the same order
-    t_clean, thr_clean = calibration.fit_operating_point(clean, labels, clean[:0], 0.95)
-    t_both, thr_both = calibration.fit_operating_point(clean, labels, stressed, 0.95)
+    t_clean, thr_clean = operating_point.fit_operating_point(clean, labels, clean[:0], 0.95)
+    t_both, thr_both = operating_point.fit_operating_point(clean, labels, stressed, 0.95)
     assert t_both > 1.5 * t_clean
     # The threshold is the same logit on clean validation, whatever the temperature.
     assert np.array_equal(calibration.sigmoid(clean / t_clean) >= thr_clean,

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from conftest import DATA
 
-from pneumonia import data
+from pneumonia.train import data
 
 
 @pytest.mark.parametrize("name, patient", [

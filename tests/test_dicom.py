@@ -8,7 +8,7 @@ from PIL import Image
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import ExplicitVRLittleEndian, SecondaryCaptureImageStorage, generate_uid
 
-from pneumonia.imaging import ImageError, load_image, stretch_to_uint8
+from pneumonia.serve.imaging import ImageError, load_image, stretch_to_uint8
 
 XRAY = EXAMPLES / "PNEUMONIA-bacterial_person101_bacteria_484.jpeg"
 

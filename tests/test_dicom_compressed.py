@@ -12,8 +12,8 @@ from pydicom import dcmread
 from pydicom.data import get_testdata_file
 from pydicom.uid import JPEG2000Lossless, RLELossless
 
-from pneumonia.dicom import decode
-from pneumonia.imaging import ImageError, load_image, stretch_to_uint8
+from pneumonia.serve.dicom import decode
+from pneumonia.serve.imaging import ImageError, load_image, stretch_to_uint8
 from test_dicom import make_dicom
 
 

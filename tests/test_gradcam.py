@@ -5,9 +5,9 @@ import pytest
 import tensorflow as tf
 from conftest import EXAMPLES
 
-from pneumonia.gradcam import PREDICTED, Activations, GradCAM
-from pneumonia.heatmap import linear_cam, overlay
-from pneumonia.imaging import load_image, to_model_input
+from pneumonia.train.gradcam import PREDICTED, Activations, GradCAM
+from pneumonia.serve.heatmap import linear_cam, overlay
+from pneumonia.serve.imaging import load_image, to_model_input
 
 
 def keras_io_gradcam(img_array, model, last_conv_layer_name, positive):

@@ -14,7 +14,7 @@ import pytest
 from conftest import ROOT, free_port
 from hub_server import TOKEN, FakeHub
 
-from pneumonia import metrics as metrics_lib
+from pneumonia.report import metrics as metrics_lib
 
 PROBE = np.random.default_rng(0).uniform(0, 255, (2, 224, 224, 3)).astype(np.float32)
 
@@ -29,7 +29,7 @@ def make_tiny_folder(folder, threshold=0.4):
     x = keras.layers.GlobalAveragePooling2D(name="avg_pool")(x)
     model = keras.Model(inputs, keras.layers.Dense(1, name="logit")(x))
     model.save(folder / "model.keras")
-    from pneumonia.segmentation import build_segmenter
+    from pneumonia.train.segmenter import build_segmenter
     build_segmenter(32, 2, depth=1).save(folder / "lungs.keras")
     (folder / "config.json").write_text(json.dumps({
         "class_names": ["NORMAL", "PNEUMONIA"], "input_size": [224, 224, 3], "threshold": threshold,
@@ -39,7 +39,7 @@ def make_tiny_folder(folder, threshold=0.4):
     m = metrics_lib.evaluate_probs(rng.random(50) < 0.5, rng.random(50), threshold, bootstrap=20)
     (folder / "metrics.json").write_text(json.dumps(m))
     (folder / "README.md").write_text("---\nlicense: cc-by-4.0\n---\n# tiny test model\n")
-    from pneumonia.export import export_folder
+    from pneumonia.train.export import export_folder
     export_folder(folder)  # the networks the app serves, as OpenVINO IR
     return model(PROBE).numpy()[:, 0]
 
@@ -65,7 +65,7 @@ def run(args, env, timeout=240):
 
 LOAD = """
 import json, sys, time, numpy as np
-from pneumonia.serving import load
+from pneumonia.serve.loader import load
 t = time.time()
 served = load(sys.argv[1], sys.argv[2] or None)
 seconds = time.time() - t
@@ -87,7 +87,7 @@ def load_via_app_loader(env, source, revision=""):
 def test_push_then_pull_by_repo_id_and_pinned_revision(hub, tmp_path):
     expected = make_tiny_folder(tmp_path / "v1")
     env = env_for(hub.endpoint, tmp_path / "cache", HF_TOKEN=TOKEN)
-    pushed = run(["-m", "pneumonia.hub", "push", str(tmp_path / "v1"), "tester/tiny"], env)
+    pushed = run(["-m", "pneumonia.train.publish", "push", str(tmp_path / "v1"), "tester/tiny"], env)
     assert pushed.returncode == 0, pushed.stderr[-3000:]
     first = pushed.stdout.split("Committed ")[1].split(":")[0]
     assert f"/tester/tiny/commit/{first}" in pushed.stdout
@@ -99,7 +99,7 @@ def test_push_then_pull_by_repo_id_and_pinned_revision(hub, tmp_path):
 
     # A second version with another threshold; main now points at it.
     make_tiny_folder(tmp_path / "v2", threshold=0.9)
-    assert run(["-m", "pneumonia.hub", "push", str(tmp_path / "v2"), "tester/tiny"], env).returncode == 0
+    assert run(["-m", "pneumonia.train.publish", "push", str(tmp_path / "v2"), "tester/tiny"], env).returncode == 0
     latest = load_via_app_loader(env, "tester/tiny")
     assert latest["origin"] == "Hub repo `tester/tiny`" and latest["threshold"] == 0.9
     assert latest["lungs"] == 32  # the segmenter came down with the classifier
@@ -132,7 +132,7 @@ def test_incomplete_download_is_named_and_falls_back(hub, tmp_path):
     folder = tmp_path / "broken"
     make_tiny_folder(folder)
     env = env_for(hub.endpoint, tmp_path / "cache", HF_TOKEN=TOKEN)
-    assert run(["-m", "pneumonia.hub", "push", str(folder), "tester/broken"], env).returncode == 0
+    assert run(["-m", "pneumonia.train.publish", "push", str(folder), "tester/broken"], env).returncode == 0
     repo = hub.state.repos[("model", "tester/broken")]
     del repo.commits[repo.refs["main"]]["classifier.bin"]  # someone deleted the served weights on the Hub
     got = load_via_app_loader(env, "tester/broken")
@@ -147,29 +147,29 @@ def test_push_errors_are_clear(hub, tmp_path):
         ({"HF_TOKEN": TOKEN}, "someone-else/x", "cannot write to someone-else/x"),
     ]
     for extra, repo_id, message in cases:
-        proc = run(["-m", "pneumonia.hub", "push", str(folder), repo_id], env_for(hub.endpoint, tmp_path / "c", **extra))
+        proc = run(["-m", "pneumonia.train.publish", "push", str(folder), repo_id], env_for(hub.endpoint, tmp_path / "c", **extra))
         assert proc.returncode == 2 and message in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
     dead = f"http://127.0.0.1:{free_port()}"
-    proc = run(["-m", "pneumonia.hub", "push", str(folder), "tester/x"], env_for(dead, tmp_path / "c", HF_TOKEN=TOKEN))
+    proc = run(["-m", "pneumonia.train.publish", "push", str(folder), "tester/x"], env_for(dead, tmp_path / "c", HF_TOKEN=TOKEN))
     assert proc.returncode == 2 and "Could not reach the Hugging Face Hub" in proc.stderr
     (folder / "metrics.json").unlink()
-    proc = run(["-m", "pneumonia.hub", "push", str(folder), "tester/x"], env_for(hub.endpoint, tmp_path / "c", HF_TOKEN=TOKEN))
+    proc = run(["-m", "pneumonia.train.publish", "push", str(folder), "tester/x"], env_for(hub.endpoint, tmp_path / "c", HF_TOKEN=TOKEN))
     assert proc.returncode == 2 and "is missing metrics.json" in proc.stderr
 
 
 def test_deploy_space_uploads_the_app(hub, tmp_path):
     root = tmp_path / "repo"
-    for rel in ("app.py", "requirements.txt", "README.md", "pneumonia/config.py", "examples/a.jpeg",
-                "model/config.json", "model/classifier.xml", "model/model.keras", "tests/test_x.py", "runs/big.bin"):
+    for rel in ("app.py", "requirements.txt", "README.md", "pneumonia/config.py", "pneumonia/serve/predictor.py",
+                "pneumonia/train/training.py", "pneumonia/report/card.py", "examples/a.jpeg", "model/config.json", "model/classifier.xml", "model/model.keras", "tests/test_x.py", "runs/big.bin"):
         (root / rel).parent.mkdir(parents=True, exist_ok=True)
         (root / rel).write_text(rel)
-    code = ("import sys; from pneumonia.hub import deploy_space; "
+    code = ("import sys; from pneumonia.train.publish import deploy_space; "
             "print(deploy_space('tester/demo', root=sys.argv[1]))")
     proc = run(["-c", code, str(root)], env_for(hub.endpoint, tmp_path / "c", HF_TOKEN=TOKEN))
     assert proc.returncode == 0, proc.stderr[-3000:]
     space = hub.state.repos[("space", "tester/demo")]
     assert space.sdk == "gradio"
     files = set(space.commits[space.refs["main"]])
-    # A light Space: the exported networks, not the Keras files.
-    assert files == {"app.py", "requirements.txt", "README.md", "pneumonia/config.py",
+    # A light Space: the exported networks, not the Keras files; the serving wing, not training or report.
+    assert files == {"app.py", "requirements.txt", "README.md", "pneumonia/config.py", "pneumonia/serve/predictor.py",
                      "examples/a.jpeg", "model/config.json", "model/classifier.xml"}

@@ -6,8 +6,8 @@ import pytest
 from conftest import DATA
 from PIL import Image
 
-from pneumonia.data import load_images
-from pneumonia.imaging import MAX_PIXELS, ImageError, load_image, to_model_input
+from pneumonia.train.data import load_images
+from pneumonia.serve.imaging import MAX_PIXELS, ImageError, load_image, to_model_input
 
 XRAY = sorted((DATA / "test" / "PNEUMONIA").iterdir())[0]
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from conftest import DATA, ROOT
 
-from pneumonia.lung_training import split
+from pneumonia.train.lung_training import split
 
 
 def make_mask_set(root, n_per=(6, 2, 4, 4), seed=0):
@@ -56,7 +56,7 @@ def test_split_holds_out_children_and_adults_by_patient(tmp_path):
 def test_training_command_writes_a_segmenter_report_and_contact_sheet(tmp_path):
     make_mask_set(tmp_path / "masks")
     out = tmp_path / "lungs"
-    proc = subprocess.run([sys.executable, "-m", "pneumonia.lung_training", "--data", str(tmp_path / "masks"),
+    proc = subprocess.run([sys.executable, "-m", "pneumonia.train.lung_training", "--data", str(tmp_path / "masks"),
                            "--out", str(out), "--epochs", "2", "--xrays", str(DATA)],
                           cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -68,12 +68,12 @@ def test_training_command_writes_a_segmenter_report_and_contact_sheet(tmp_path):
     assert report["contact_sheet"]["test_xrays"] == 120
     sheet = cv2.imread(str(out / "lungs_contact_sheet.jpg"))
     assert sheet.shape[0] == 3 * 224 and sheet.shape[1] == 8 * 224   # NORMAL, PNEUMONIA, stressed rows
-    from pneumonia.segmentation import load_segmenter
+    from pneumonia.train.segmenter import load_segmenter
     assert load_segmenter(out / "lungs.keras").probability(np.zeros((1, 224, 224), np.uint8)).shape == (1, 224, 224)
 
 
 def test_training_command_names_a_missing_folder(tmp_path):
-    proc = subprocess.run([sys.executable, "-m", "pneumonia.lung_training", "--data", str(tmp_path / "nope")],
+    proc = subprocess.run([sys.executable, "-m", "pneumonia.train.lung_training", "--data", str(tmp_path / "nope")],
                           cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 2 and "labels.csv" in proc.stderr and "Traceback" not in proc.stderr
 

@@ -4,9 +4,10 @@ import keras
 import numpy as np
 import pytest
 
-from pneumonia import lung_view
-from pneumonia.lung_view import FULL, Box, LungReader, crop, lung_box, to_image
-from pneumonia.segmentation import build_segmenter, dice, iou, load_segmenter, postprocess
+from pneumonia.serve import lung_view
+from pneumonia.serve.lung_view import FULL, Box, LungReader, crop, lung_box, to_image
+from pneumonia.serve.lungs import postprocess
+from pneumonia.train.segmenter import build_segmenter, dice, iou, load_segmenter
 
 
 def two_lungs(h=224, w=224, hole=False, speck=False):
@@ -127,9 +128,10 @@ def test_segmenter_is_plain_keras_and_round_trips(tmp_path):
     images = np.random.default_rng(0).integers(0, 255, (3, 224, 224)).astype(np.uint8)
     p = seg.probability(images)
     assert p.shape == (3, 224, 224) and ((p >= 0) & (p <= 1)).all()
-    from pneumonia.segmentation import Segmenter
-    np.testing.assert_allclose(p, Segmenter(net).probability(images), atol=1e-6)
-    from pneumonia.segmentation import SegmenterError
+    from pneumonia.serve.lungs import Segmenter
+    from pneumonia.train.segmenter import KerasForward
+    np.testing.assert_allclose(p, Segmenter(KerasForward(net)).probability(images), atol=1e-6)
+    from pneumonia.serve.lungs import SegmenterError
     with pytest.raises(SegmenterError, match="not found"):
         load_segmenter(tmp_path / "missing.keras")
     (tmp_path / "bad.keras").write_bytes(b"not a zip")
@@ -140,7 +142,7 @@ def test_segmenter_is_plain_keras_and_round_trips(tmp_path):
 def test_fill_holes_is_scipys_binary_fill_holes():
     from scipy import ndimage
 
-    from pneumonia.segmentation import fill_holes
+    from pneumonia.serve.lungs import fill_holes
     rng = np.random.default_rng(0)
     for _ in range(200):
         m = rng.random((40, 50)) < rng.uniform(0.2, 0.8)

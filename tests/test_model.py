@@ -1,7 +1,7 @@
 import keras
 import numpy as np
 
-from pneumonia import model as models
+from pneumonia.train import model as models
 from pneumonia.config import LAST_CONV_LAYER
 
 

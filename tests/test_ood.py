@@ -2,7 +2,8 @@
 import numpy as np
 import pytest
 
-from pneumonia import ood
+from pneumonia.serve import guard as ood
+from pneumonia.train import guard_fit
 
 
 @pytest.fixture(scope="module")
@@ -19,7 +20,7 @@ def gaussian():
 
 def test_in_distribution_is_accepted_and_far_points_refused(gaussian):
     sample, basis, scales = gaussian
-    guard = ood.fit(sample(4000), sample(1000), k=63, quantile=0.995)
+    guard = guard_fit.fit(sample(4000), sample(1000), k=63, quantile=0.995)
     held_out = guard.score(sample(2000))
     assert np.mean(held_out <= guard.threshold) == pytest.approx(0.995, abs=0.01)
     assert held_out.mean() == pytest.approx(1.0, rel=0.1)  # scaled so typical points score ~1
@@ -28,14 +29,14 @@ def test_in_distribution_is_accepted_and_far_points_refused(gaussian):
     # directions share one variance, so only larger shifts there stand out.
     shifted = sample(200) + 1.0 * basis[:, -1]
     assert np.mean(guard.score(shifted) > guard.threshold) > 0.95
-    ppca = ood.fit(sample(4000), sample(1000), k=16, quantile=0.995)
+    ppca = guard_fit.fit(sample(4000), sample(1000), k=16, quantile=0.995)
     assert np.mean(ppca.score(shifted) > ppca.threshold) < 0.05
     assert np.mean(ppca.score(sample(200) + 20.0 * basis[:, -1]) > ppca.threshold) > 0.95
 
 
 def test_save_and_load_round_trip(gaussian, tmp_path):
     sample, _, _ = gaussian
-    guard = ood.fit(sample(500), sample(200), k=8)
+    guard = guard_fit.fit(sample(500), sample(200), k=8)
     guard.save(tmp_path / "ood.npz")
     loaded = ood.OODGuard.load(tmp_path / "ood.npz")
     x = sample(50)
@@ -47,7 +48,7 @@ def test_shipped_guard_accepts_xrays_and_noise_is_refused_before_it(shipped, shi
     import dataclasses
 
     from conftest import DATA
-    from pneumonia.predictor import NoLungsError, Predictor
+    from pneumonia.serve.predictor import NoLungsError, Predictor
     predictor = shipped_served.predictor
     xrays = sorted((DATA / "test" / "NORMAL").iterdir())[:10] + sorted((DATA / "test" / "PNEUMONIA").iterdir())[:10]
     assert all(predictor.analyze(p)["is_chest_xray"] for p in xrays)

@@ -5,8 +5,8 @@ import pytest
 
 from conftest import ROOT
 
-from pneumonia import adults, population
-from pneumonia.routing import LinearHead, Population, answer
+from pneumonia.train import adults, population
+from pneumonia.serve.routing import LinearHead, Population, answer
 
 
 HOSPITALS = ROOT / "tests" / "data" / "hospitals"

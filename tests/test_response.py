@@ -8,10 +8,10 @@ import pytest
 from conftest import EXAMPLES
 from PIL import Image
 
-from pneumonia.imaging import load_image
-from pneumonia.routing import LinearHead, Population
-from pneumonia.predictor import Predictor
-from pneumonia.response import label, respond
+from pneumonia.serve.imaging import load_image
+from pneumonia.serve.routing import LinearHead, Population
+from pneumonia.serve.predictor import Predictor
+from pneumonia.serve.response import label, respond
 
 ADULT_THRESHOLD = 0.336
 
@@ -80,8 +80,8 @@ def test_overlay_colours_only_what_the_model_read(shipped_served):
     grey = load_image(EXAMPLES / "PNEUMONIA-bacterial_person101_bacteria_484.jpeg")
     grey = cv2.resize(grey, (700, 600))
     result = predictor.analyze_array(grey)
-    from pneumonia.imaging import canonical
-    from pneumonia.lung_view import mask_to_image
+    from pneumonia.serve.imaging import canonical
+    from pneumonia.serve.lung_view import mask_to_image
     _, boxes, lungs, _ = predictor.reader.read(canonical(grey)[None])
     seen = mask_to_image(predictor.reader.seen(lungs[0], boxes[0]), grey.shape)
     outline = mask_to_image(lungs[0].mask, grey.shape)

@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 from conftest import EXAMPLES, MODEL_DIR, ROOT
 
-from pneumonia.batching import Batcher
+from pneumonia.serve.batching import Batcher
 from pneumonia.calibration import decision_logit
-from pneumonia.imaging import canonical, grey_to_rgb, load_image
+from pneumonia.serve.imaging import canonical, grey_to_rgb, load_image
 
 XRAYS = sorted(EXAMPLES.glob("*.jp*g")) + sorted(EXAMPLES.glob("ADULT*.png"))
 
@@ -27,9 +27,9 @@ def views(shipped_served):
 
 def compare(folder, net, views, precision: str) -> dict:
     """The exported classifier at `precision` against the Keras model (TensorFlow)."""
-    from pneumonia.gradcam import Activations, GradCAM
-    from pneumonia.heatmap import linear_cam
-    from pneumonia.runtime import Classifier
+    from pneumonia.train.gradcam import Activations, GradCAM
+    from pneumonia.serve.heatmap import linear_cam
+    from pneumonia.serve.runtime import Classifier
     runtime = json.loads((folder / "config.json").read_text())["runtime"]
     acts, pooled = Classifier(folder / runtime["classifier"], precision)(views)
     ref_acts, _ = Activations(net)(views)
@@ -55,7 +55,7 @@ def test_fp32_export_equals_the_keras_model_on_real_xrays(shipped, views, tmp_pa
     logits within 1e-3, Grad-CAM maps within 1e-4."""
     import shutil
 
-    from pneumonia.export import export_folder
+    from pneumonia.train.export import export_folder
     for name in ("model.keras", "config.json"):
         shutil.copy(MODEL_DIR / name, tmp_path / name)
     config = json.loads((tmp_path / "config.json").read_text())
@@ -77,8 +77,9 @@ def test_committed_export_is_within_its_stated_tolerance(shipped, views):
 
 
 def test_exported_segmenter_finds_the_same_lungs(shipped):
-    from pneumonia.runtime import SegmenterNet
-    from pneumonia.segmentation import Segmenter, dice, load_segmenter, postprocess
+    from pneumonia.serve.runtime import SegmenterNet
+    from pneumonia.serve.lungs import Segmenter, postprocess
+    from pneumonia.train.segmenter import dice, load_segmenter
     canons = np.stack([canonical(load_image(p)) for p in XRAYS])
     ref = load_segmenter(MODEL_DIR / "lungs.keras").probability(canons)
     exported = MODEL_DIR / shipped[1]["runtime"]["segmenter"]
@@ -92,8 +93,8 @@ def test_exported_segmenter_finds_the_same_lungs(shipped):
 def test_export_records_what_it_wrote(tmp_path):
     import keras
 
-    from pneumonia.export import export_folder
-    from pneumonia.runtime import Classifier, ir_files
+    from pneumonia.train.export import export_folder
+    from pneumonia.serve.runtime import Classifier, ir_files
     keras.utils.set_random_seed(0)
     inputs = keras.Input((224, 224, 3))
     x = keras.layers.AveragePooling2D(32)(inputs)
@@ -149,7 +150,7 @@ def test_batcher_error_reaches_the_callers_and_the_worker_lives_on():
 
 
 def test_serving_path_imports_no_tensorflow():
-    code = ("import sys; from pneumonia.serving import load_folder; "
+    code = ("import sys; from pneumonia.serve.loader import load_folder; "
             "s = load_folder('model', 'model', 'local'); "
             "r = s.predictor.analyze('examples/PNEUMONIA-viral_person1_virus_12.jpeg'); "
             "heavy = [m for m in ('tensorflow', 'keras', 'sklearn', 'scipy', 'matplotlib') if m in sys.modules]; "
@@ -157,3 +158,19 @@ def test_serving_path_imports_no_tensorflow():
     proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert proc.stdout.strip().splitlines()[-1] == "PNEUMONIA []"
+
+
+def test_the_keras_reference_runtime_plugs_in_from_the_training_wing(shipped_served):
+    """The benchmarks' TensorFlow runtime reaches the served predictor as a plain
+    callable (the serving wing never imports it) and gives the same answers."""
+    from pneumonia.serve import loader
+    from pneumonia.train import keras_runtime
+    with pytest.raises(ValueError, match="keras_runtime.register"):
+        loader.load_folder(MODEL_DIR, str(MODEL_DIR), "committed model", runtime="tensorflow")
+    keras_runtime.register()
+    keras_served = loader.load_folder(MODEL_DIR, str(MODEL_DIR), "committed model", runtime="keras")
+    for name in ("NORMAL_NORMAL2-IM-0300-0001.jpeg", "PNEUMONIA-viral_person1_virus_12.jpeg"):
+        ref = keras_served.predictor.analyze(EXAMPLES / name)
+        got = shipped_served.predictor.analyze(EXAMPLES / name)
+        assert ref["decision"] == got["decision"]
+        assert abs(ref["probability_pneumonia"] - got["probability_pneumonia"]) < 0.02

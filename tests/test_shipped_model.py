@@ -6,9 +6,9 @@ from conftest import DATA, MODEL_DIR
 from sklearn.metrics import roc_auc_score
 
 from pneumonia.calibration import sigmoid
-from pneumonia.data import list_split, load_images
-from pneumonia.model import grey_to_rgb
-from pneumonia.training import predict_logits
+from pneumonia.train.data import list_split, load_images
+from pneumonia.train.model import grey_to_rgb
+from pneumonia.train.phases import predict_logits
 
 # A little under what the shipped model scores on these 120 images (printed by
 # `python -m pytest -s tests/test_shipped_model.py`), so a broken or swapped model fails.

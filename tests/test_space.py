@@ -19,7 +19,7 @@ def test_space_front_matter():
     assert str(meta["python_version"]) == "3.11"
     assert meta["suggested_hardware"] == "cpu-basic"
     assert HUB_MODEL_REPO in meta["models"]
-    from pneumonia.hub import SERVED_PATTERNS
+    from pneumonia.serve.hub import SERVED_PATTERNS
     entry = next(e for e in meta["preload_from_hub"] if e.startswith(HUB_MODEL_REPO))
     # Every file the app serves (the segmenter too) is fetched at build time.
     assert set(entry.split()[1].split(",")) == set(SERVED_PATTERNS)

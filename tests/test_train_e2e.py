@@ -8,8 +8,8 @@ import pytest
 from conftest import DATA, MODEL_DIR, ROOT
 from huggingface_hub import ModelCard
 
-from pneumonia import card
-from pneumonia.model import load_model_folder
+from pneumonia.report import card
+from pneumonia.train.model import load_model_folder
 
 
 @pytest.fixture(scope="module")
@@ -85,7 +85,7 @@ def test_model_card_parses_and_matches_metrics(trained):
 
 def test_evaluate_cli_reports_and_fails_cleanly(trained, tmp_path):
     out = trained[0]
-    ok = subprocess.run([sys.executable, "-m", "pneumonia.evaluate", "--model", str(out),
+    ok = subprocess.run([sys.executable, "-m", "pneumonia.report.evaluate", "--model", str(out),
                          "--data", str(DATA), "--limit", "3", "--bootstrap", "50"],
                         cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert ok.returncode == 0, ok.stderr[-2000:]
@@ -95,12 +95,12 @@ def test_evaluate_cli_reports_and_fails_cleanly(trained, tmp_path):
     assert {"swap_lungs_auc", "swap_surroundings_auc", "hidden_auc", "heat_in_lungs", "deletion", "road",
             "pointing_game"} <= set(m["validity"]["test"])
     assert {"validation", "test"} <= set(m["validity"]["silhouette"])
-    only = subprocess.run([sys.executable, "-m", "pneumonia.evaluate", "--model", str(out), "--data", str(DATA),
+    only = subprocess.run([sys.executable, "-m", "pneumonia.report.evaluate", "--model", str(out), "--data", str(DATA),
                            "--validity-only", "--deletion", "3"], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert only.returncode == 0, only.stderr[-2000:]
     assert "Validity (test)" in only.stdout and "Silhouette" in only.stdout
     assert json.loads((out / "metrics.json").read_text()) == m   # --validity-only writes nothing
-    bad = subprocess.run([sys.executable, "-m", "pneumonia.evaluate", "--model", str(out),
+    bad = subprocess.run([sys.executable, "-m", "pneumonia.report.evaluate", "--model", str(out),
                           "--data", str(tmp_path)], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert bad.returncode == 2 and "Missing folder" in bad.stderr and "Traceback" not in bad.stderr
 
@@ -128,7 +128,7 @@ def test_validation_cli_compares_and_refits(trained, tmp_path):
     folder = tmp_path / "copy"
     shutil.copytree(trained[0], folder)
     before = json.loads((folder / "config.json").read_text())
-    proc = subprocess.run([sys.executable, "-m", "pneumonia.validation", "--data", str(DATA),
+    proc = subprocess.run([sys.executable, "-m", "pneumonia.report.validation", "--data", str(DATA),
                            str(folder), "--refit-temperature"],
                           cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
@@ -141,6 +141,6 @@ def test_validation_cli_compares_and_refits(trained, tmp_path):
     card.write_card(folder, after, json.loads((folder / "metrics.json").read_text()))
     text = ModelCard.load(folder / "README.md").text
     assert "refitted after training" in text and "stressed copies" in text
-    bad = subprocess.run([sys.executable, "-m", "pneumonia.validation", "--data", str(tmp_path), str(folder)],
+    bad = subprocess.run([sys.executable, "-m", "pneumonia.report.validation", "--data", str(tmp_path), str(folder)],
                          cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert bad.returncode == 2 and "Missing folder" in bad.stderr and "Traceback" not in bad.stderr

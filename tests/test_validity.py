@@ -3,8 +3,8 @@ import numpy as np
 import pytest
 from test_lungs import two_lungs
 
-from pneumonia import validity
-from pneumonia.segmentation import postprocess
+from pneumonia.report import faithfulness, validity
+from pneumonia.serve.lungs import postprocess
 
 MASK = postprocess(two_lungs()).mask
 
@@ -67,10 +67,10 @@ def test_hidden_lungs_are_flat_grey():
 def test_heat_share():
     heat = np.zeros((224, 224))
     heat[MASK] = 1.0
-    assert validity.heat_share(heat, MASK) == 1.0
+    assert faithfulness.heat_share(heat, MASK) == 1.0
     heat[:10, :10] = 1.0
-    assert validity.heat_share(heat, MASK) == pytest.approx(MASK.sum() / (MASK.sum() + 100))
-    assert np.isnan(validity.heat_share(np.zeros((224, 224)), MASK))
+    assert faithfulness.heat_share(heat, MASK) == pytest.approx(MASK.sum() / (MASK.sum() + 100))
+    assert np.isnan(faithfulness.heat_share(np.zeros((224, 224)), MASK))
 
 
 def test_deletion_ranks_a_faithful_map_first():
@@ -84,7 +84,7 @@ def test_deletion_ranks_a_faithful_map_first():
 
     def logits(v):
         return (v[:, 0:32, 192:224].mean(axis=(1, 2)) - 100.0) / 20.0
-    out = validity.deletion(logits, 1.0, inputs, cams, np.ones(8, bool))
+    out = faithfulness.deletion(logits, 1.0, inputs, cams, np.ones(8, bool))
     assert out["gradcam"]["auc"] < out["random"]["auc"] < out["centre"]["auc"] + 1e-9
     assert out["gradcam"]["curve"][0] > 0.99 and out["gradcam"]["curve"][1] < 0.05
 
@@ -134,10 +134,10 @@ def test_imputation_fills_a_hole_from_its_edges_without_painting_a_shape():
     ramp = np.tile(np.linspace(20, 220, 224), (224, 1)).astype(np.uint8)
     removed = np.zeros((224, 224), bool)
     removed[80:140, 60:160] = True
-    out = validity.impute(ramp, removed, np.random.default_rng(0), noise=0.0)
+    out = faithfulness.impute(ramp, removed, np.random.default_rng(0), noise=0.0)
     assert np.array_equal(out[~removed], ramp[~removed])
     assert np.abs(out[removed].astype(int) - ramp[removed].astype(int)).max() <= 2
-    noisy = validity.impute(ramp, removed, np.random.default_rng(0))
+    noisy = faithfulness.impute(ramp, removed, np.random.default_rng(0))
     assert 1.5 < (noisy[removed].astype(float) - out[removed]).std() < 3.5
 
 
@@ -153,7 +153,7 @@ def test_road_ranks_a_faithful_map_first():
     def logits(v):
         return (v[:, 16:48, 176:208].mean(axis=(1, 2)) - 120.0) / 20.0
     read = np.ones((6, 224, 224), bool)
-    out = validity.road(logits, 1.0, inputs, cams, np.ones(6, bool), read)
+    out = faithfulness.road(logits, 1.0, inputs, cams, np.ones(6, bool), read)
     assert out["gradcam"] < out["random"] and out["gradcam"] < out["centre"]
     assert out["gradcam_minus_random"]["ci95"][1] < 0
 
@@ -162,8 +162,8 @@ def test_pointing_game():
     maps = np.zeros((2, 7, 7))
     maps[0, 3, 1] = 1.0   # over the left lung
     maps[1, 0, 3] = 1.0   # top centre, above the lungs
-    from pneumonia.lung_view import FULL
-    hits = validity.pointing(maps, [FULL, FULL], np.stack([MASK, MASK]))
+    from pneumonia.serve.lung_view import FULL
+    hits = faithfulness.pointing(maps, [FULL, FULL], np.stack([MASK, MASK]))
     assert hits.tolist() == [True, False]
 
 
@@ -172,14 +172,14 @@ def test_shortfall_counts_the_silhouette_when_measured():
     assert validity.shortfall(met) == 0
     assert validity.shortfall({**met, "silhouette_auc": 0.60}) == 0
     assert validity.shortfall({**met, "silhouette_auc": 0.75}) == pytest.approx(0.10)
-    from pneumonia.probe import choose
+    from pneumonia.report.probe import choose
     results = {"a": {**met, "silhouette_auc": 0.9, "auc": 0.99}, "b": {**met, "silhouette_auc": 0.6, "auc": 0.97},
                "c": {**met, "silhouette_auc": 0.62, "auc": 0.98}}
     assert choose(results) == "c"   # among those meeting every goal, the best AUC
 
 
 def test_selection_puts_validity_first_then_stressed_auc():
-    from pneumonia.selection import TOLERANCE, decide
+    from pneumonia.report.selection import TOLERANCE, decide
     old = {"shortfall": 0.40, "val_auc_stressed": 0.98}
     assert decide({"shortfall": 0.40 - 2 * TOLERANCE, "val_auc_stressed": 0.90}, old)      # clearly more valid
     assert not decide({"shortfall": 0.40 + 2 * TOLERANCE, "val_auc_stressed": 0.999}, old)  # less valid: no

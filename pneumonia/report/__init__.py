@@ -1,0 +1,1 @@
+"""The report wing: evaluation, validity, metrics, figures, the model card, the probe and selection."""

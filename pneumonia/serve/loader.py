@@ -1,0 +1,194 @@
+"""Where the served model comes from, and what the app says about it."""
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+import json
+import logging
+import os
+from pathlib import Path
+
+import numpy as np
+
+from pneumonia.config import EMBEDDED_MODEL_DIR, HUB_MODEL_REPO, METRICS_FILE, RUNTIME_PRECISION
+from pneumonia.folder import ModelFolderError, read_config
+from pneumonia.serve.guard import OOD_FILE, OODGuard
+from pneumonia.serve.hub import HubError, fetch_model
+from pneumonia.serve.lung_view import LungReader
+from pneumonia.serve.lungs import SegmenterError
+from pneumonia.serve.predictor import Forward, Predictor
+from pneumonia.serve.routing import POPULATION_FILE, LinearHead, Population
+from pneumonia.serve.runtime import ir_files
+
+# How a model folder becomes (forward pass, last layer, lung reader). The app
+# serves the exported networks ("openvino", no TensorFlow); the benchmarks plug
+# in the Keras files through TensorFlow as "keras" (pneumonia.train.keras_runtime,
+# bench/keras_app.py), so this wing never imports the training one.
+Networks = Callable[[Path, dict], tuple[Forward, LinearHead, LungReader]]
+# OpenVINO's inference precision; PNEUMONIA_PRECISION overrides the config's
+# (bench/precision.py says whether another one gives the same answers).
+PRECISIONS = ("f32", "bf16")
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ServedModel:
+    predictor: Predictor
+    folder: Path
+    source: str          # what was asked for
+    origin: str          # where it was actually loaded from, in words
+    revision: str
+    metrics: dict | None
+
+    def panel_markdown(self) -> str:
+        cfg = self.predictor.config
+        lines = [
+            f"**Model**: {self.origin}  ",
+            f"**Revision**: `{self.revision}`  ",
+            f"**Operating threshold**: P(PNEUMONIA) >= {cfg['threshold']:.3f} "
+            f"({cfg.get('threshold_rule', '')}); temperature {cfg['temperature']:.3f}"
+            + (f"; for X-rays that look like an adult's, the adult head's "
+               f"{cfg['population']['adult_head']['threshold']:.3f}." if cfg.get("population") else "."),
+        ]
+        m = self.metrics
+        if m:
+            t, ci = m["at_threshold"], m["ci95_at_threshold"]
+            lines += [
+                "",
+                f"Test split ({m['n']} images, never used to choose anything), as served, at the operating "
+                "threshold(s):",
+                "",
+                "| accuracy | sensitivity | specificity | ROC AUC | PR AUC | Brier | ECE |",
+                "|---|---|---|---|---|---|---|",
+                f"| {t['accuracy']:.3f} [{ci['accuracy'][0]:.3f}, {ci['accuracy'][1]:.3f}] "
+                f"| {t['sensitivity']:.3f} | {t['specificity']:.3f} | {m['roc_auc']:.3f} "
+                f"| {m['pr_auc']:.3f} | {m['brier']:.3f} | {m['ece_15']:.3f} |",
+            ]
+        v = (m or {}).get("validity", {}).get("test")
+        if v:
+            lines += ["", f"Where its answers come from (test split): pasting one X-ray's lungs into another, "
+                      f"the answer follows the lungs (AUC {v['swap_lungs_auc']:.2f}) rather than the "
+                      f"surroundings ({v['swap_surroundings_auc']:.2f}); with the lungs hidden its AUC is "
+                      f"{v['hidden_auc']:.2f}; {v['heat_in_lungs']['all']:.0%} of the heatmap falls on the lungs."]
+        a = (m or {}).get("adult_transfer")
+        if a and "served" in a:
+            before, after = a["pediatric_head"], a["served"]
+            lines += ["", f"On {after['n']} held-out adult X-rays from another hospital (NIH, noisy labels) its ROC "
+                      f"AUC is {after['roc_auc']:.2f}; with the children's head alone it was {before['roc_auc']:.2f}. "
+                      "X-rays that look like an adult's are flagged above the answer."]
+        lines += ["", "Trained on Chest X-Ray Images (Pneumonia), Kermany et al. 2018, CC BY 4.0, and NIH "
+                  "ChestX-ray14 adults (NIH Clinical Center; Wang et al., CVPR 2017); the sample images are from "
+                  "their test split and report part."]
+        return "\n".join(lines)
+
+
+def population_notice(config: dict, metrics: dict | None) -> str | None:
+    """What the app says above an answer for an X-ray that looks like an
+    adult's: what was measured, where, and nothing more (short: it sits above
+    the answer)."""
+    population = config.get("population")
+    if not population:
+        return None
+    fit = population["adults"].get("fit", {}).get("adult_head_adults")
+    others = population["adults"].get("others")
+    text = ("The model was trained on children aged 1-5 at one hospital; this answer comes from a last layer "
+            "retrained with " + (f"{fit} adult X-rays of three hospitals" if fit and others
+                                 else "adult X-rays from one US hospital (NIH)"))
+    a = (metrics or {}).get("adult_transfer", {})
+    served = a.get("served")
+    if served:
+        lo, hi = served["ci95_at_threshold"]["roc_auc"]
+        text += f". Held out: NIH ROC AUC {served['roc_auc']:.2f} ({lo:.2f}-{hi:.2f}, noisy labels)"
+    rows = [(name.split()[0], a.get("hospitals", {}).get(name, {})) for name in ("Shenzhen adults", "Montgomery adults")]
+    rows = [(h, r) for h, r in rows if "specificity" in r]
+    if rows:
+        text += "; normal adults called NORMAL: " + ", ".join(f"{h} {r['specificity']:.0%}" for h, r in rows)
+        tb = [f"{r['tb_answered_pneumonia']:.0%}" for _, r in rows if "tb_answered_pneumonia" in r]
+        if tb:
+            text += f"; TB called PNEUMONIA {' / '.join(tb)}"
+    text += (". Adult pneumonia came from NIH only: the answer may partly follow the hospital. " if others
+             else ". On adults from other hospitals it has not been measured. ")
+    good = served is not None and served["roc_auc"] >= 0.8
+    return text + ("Treat it as a rough guess, not a reading." if good else "Treat it as little better than a guess.")
+
+
+def local_revision(config_commit: str | None) -> str:
+    return f"embedded@{(config_commit or 'unknown')[:12]}"
+
+
+def openvino_networks(folder: Path, config: dict) -> tuple[Forward, LinearHead, LungReader]:
+    """The classifier's exported forward pass, its last layer and the lung reader."""
+    if not config.get("runtime"):
+        raise ModelFolderError(f"{folder} has no exported networks: run python -m pneumonia.train.export --model {folder}")
+    missing = [f for f in ir_files(config) if not (folder / f).is_file()]
+    if missing:
+        raise ModelFolderError(f"Model folder {folder} is missing {', '.join(missing)}")
+    from pneumonia.serve.runtime import Classifier
+    rt = config["runtime"]
+    precision = os.environ.get("PNEUMONIA_PRECISION") or RUNTIME_PRECISION
+    if precision not in PRECISIONS:
+        raise ValueError(f"PNEUMONIA_PRECISION must be one of {', '.join(PRECISIONS)}, not {precision!r}")
+    with np.load(folder / rt["head"]) as f:
+        head = LinearHead(f["w"].astype(np.float64), float(f["b"]), float(config["temperature"]),
+                          float(config["threshold"]))
+    forward = Classifier(folder / rt["classifier"], precision)
+    reader = LungReader.exported(folder, config, precision)
+    # The first request pays no compilation: both networks run once now.
+    forward(np.zeros((1, 224, 224, 3), np.float32))
+    if reader.segmenter is not None:
+        reader.segmenter.probability(np.zeros((1, 224, 224), np.uint8))
+    return forward, head, reader
+
+
+RUNTIMES: dict[str, Networks] = {"openvino": openvino_networks}
+
+
+def load_folder(folder: str | Path, source: str, origin: str, revision: str | None = None,
+                runtime: str = "openvino") -> ServedModel:
+    """Load a model folder into a ready Predictor. A folder that did not come
+    from the Hub is versioned by the code commit that trained it."""
+    folder = Path(folder)
+    config = read_config(folder)
+    revision = revision or local_revision(config.get("git_commit"))
+    metrics_path = folder / METRICS_FILE
+    metrics = json.loads(metrics_path.read_text()) if metrics_path.is_file() else None
+    guard = OODGuard.load(folder / OOD_FILE) if (folder / OOD_FILE).is_file() else None
+    population = Population.load(folder / POPULATION_FILE) if (folder / POPULATION_FILE).is_file() else None
+    try:
+        if runtime not in RUNTIMES:
+            raise ValueError(f"runtime must be one of {', '.join(RUNTIMES)}, not {runtime!r} "
+                             "(pneumonia.train.keras_runtime.register() plugs in 'keras')")
+        forward, head, reader = RUNTIMES[runtime](folder, config)
+    except SegmenterError as e:
+        raise ModelFolderError(str(e)) from None
+    predictor = Predictor(forward, head, config, revision, guard, reader, population,
+                          population_notice(config, metrics))
+    return ServedModel(predictor, folder, source, origin, revision, metrics)
+
+
+def load(source: str | Path | None = None, revision: str | None = None, runtime: str = "openvino") -> ServedModel:
+    """Load the model named by `source`: a local model folder, or a Hub repo id
+    (default `HUB_MODEL_REPO`) at `revision`. When the Hub model can't be had
+    (no network and nothing cached, unknown repo, incomplete download), serve
+    the committed `model/` folder and say why."""
+    requested = str(source or HUB_MODEL_REPO)
+    if Path(requested).is_dir():
+        return load_folder(requested, requested, f"local folder `{requested}`", runtime=runtime)
+    try:
+        folder, commit = fetch_model(requested, revision)
+        return load_folder(folder, requested, f"Hub repo `{requested}`", commit, runtime)
+    except (HubError, ModelFolderError) as e:
+        log.warning("serving the committed model: %s", e)
+        return load_folder(EMBEDDED_MODEL_DIR, requested, f"the committed `model/` folder (fallback: {e})",
+                           runtime=runtime)
+
+
+def load_from_environment() -> ServedModel:
+    """`PNEUMONIA_MODEL` (Hub repo id or folder), `PNEUMONIA_MODEL_REVISION` and
+    `PNEUMONIA_RUNTIME` (openvino, the default, or one plugged into `RUNTIMES`)."""
+    runtime = os.environ.get("PNEUMONIA_RUNTIME") or "openvino"
+    if runtime not in RUNTIMES:
+        raise ValueError(f"PNEUMONIA_RUNTIME must be one of {', '.join(RUNTIMES)}, not {runtime!r}")
+    return load(os.environ.get("PNEUMONIA_MODEL") or None, os.environ.get("PNEUMONIA_MODEL_REVISION") or None,
+                runtime)
