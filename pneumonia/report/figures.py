@@ -85,6 +85,7 @@ def curves_figure(history: list[dict]):
         ax.legend()
     ax1.set_title("Loss")
     ax2.set_title("Validation ROC AUC")
+    fig.tight_layout()
     return fig
 
 

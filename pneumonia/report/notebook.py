@@ -4,10 +4,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import numpy as np
-
 from pneumonia.config import METRICS_FILE
 from pneumonia.report.figures import FIGURES, plt
+from pneumonia.serve.imaging import load_image
 from pneumonia.train import data
 
 TEST_ROWS = (("accuracy", "accuracy"), ("sensitivity", "sensitivity (recall)"), ("specificity", "specificity"),
@@ -58,9 +57,13 @@ def overlay_grid(predictor, data_dir: str | Path, per_class: int = 4, seed: int 
     fig, axes = plt.subplots(2, per_class, figsize=(2.6 * per_class, 5.6), squeeze=False)
     for ax, path, label in zip(axes.ravel(), paths, labels):
         r = predictor.analyze(path)
-        ax.imshow(r["overlay"] if r.get("overlay") is not None else np.zeros((8, 8, 3), np.uint8))
-        ax.set_title(f"true {predictor.classes[label]}\n{r['decision']} "
-                     f"(P = {r['probability_pneumonia']:.2f})" if r.get("decision") else "refused", fontsize=9)
+        if r.get("decision"):
+            ax.imshow(r["overlay"])
+            title = f"{r['decision']} (P = {r['probability_pneumonia']:.2f})"
+        else:   # the guard's refusal: the X-ray as uploaded, no answer
+            ax.imshow(load_image(path), cmap="gray")
+            title = "refused: not like the training X-rays"
+        ax.set_title(f"true {predictor.classes[label]}\n{title}", fontsize=9)
         ax.axis("off")
     fig.tight_layout()
     return fig
