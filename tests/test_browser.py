@@ -56,7 +56,9 @@ def test_click_an_example_thumbnail_and_read_the_answer(browser, app_url, width,
     thumbs = page.locator("#examples img")
     thumbs.first.wait_for(timeout=30_000)
     assert thumbs.count() == 8
-    assert all(thumbs.nth(i).evaluate("e => e.complete && e.naturalWidth > 0") for i in range(8))
+    # Every thumbnail loads (waited for: on a busy machine the last ones arrive after the first).
+    page.wait_for_function("() => [...document.querySelectorAll('#examples img')]"
+                           ".every(e => e.complete && e.naturalWidth > 0)", timeout=30_000)
     assert [thumbs.nth(i).get_attribute("alt") for i in range(8)] == CAPTIONS
     assert "Child, bacterial pneumonia" in page.locator("#examples").inner_text()
     page.wait_for_timeout(800)
