@@ -72,7 +72,8 @@ def summarise(answers: list[dict | None], labels: np.ndarray) -> dict:
     got = [a for a in answers if a is not None and a.get("decision") is not None]
     p = np.asarray([a["probability_pneumonia"] for a in got])
     said = np.asarray([a["decision"] == "PNEUMONIA" for a in got])
-    assert (said == (p >= np.asarray([a["threshold"] for a in got]))).all(), "a decision off its threshold"
+    thresholds = np.asarray([a["threshold"] for a in got])   # of the head that answered each
+    assert (said == (p >= thresholds)).all(), "a decision off its threshold"
     adult = np.asarray([a.get("answered_by") == "adult head" or
                         (a.get("answered_by") == "both heads, blended" and a.get("adult_probability", 0) > 0.5)
                         for a in got])
@@ -82,7 +83,7 @@ def summarise(answers: list[dict | None], labels: np.ndarray) -> dict:
             "ece_15": float(expected_calibration_error(y, p, 15)), "adult_head_share": float(np.mean(adult)),
             "adult_head_normal": int((adult & (y == 0)).sum()),
             # 95% intervals, resampling images (2,000 times); each at the threshold of the head that answered.
-            "ci95": bootstrap_ci(y, p, np.asarray([a["threshold"] for a in got]))}
+            "ci95": bootstrap_ci(y, p, thresholds)}
 
 
 def main() -> None:

@@ -61,9 +61,24 @@ def _row(name: str, value: float, ci: list[float] | None = None) -> str:
     return f"| {name} | {value:.4f}{interval} |"
 
 
+def test_table_lines(metrics: dict) -> list[str]:
+    """The test split's numbers at the operating threshold, 95% intervals where bootstrapped (Markdown rows)."""
+    t, ci = metrics["at_threshold"], metrics["ci95_at_threshold"]
+    return ["| metric | value |", "|---|---|",
+            _row("Accuracy", t["accuracy"], ci["accuracy"]),
+            _row("Sensitivity (recall)", t["sensitivity"], ci["sensitivity"]),
+            _row("Specificity", t["specificity"], ci["specificity"]),
+            _row("Precision", t["precision"]),
+            _row("F1", t["f1"]),
+            _row("ROC AUC", metrics["roc_auc"], ci["roc_auc"]),
+            _row("PR AUC", metrics["pr_auc"]),
+            _row("Brier score", metrics["brier"]),
+            _row("ECE (15 bins)", metrics["ece_15"])]
+
+
 def render(config: dict, metrics: dict, ood_report: dict | None = None,
            lungs_report: dict | None = None) -> str:
-    t, ci = metrics["at_threshold"], metrics["ci95_at_threshold"]
+    t = metrics["at_threshold"]
     half = metrics["at_0.5"]
     v = config.get("validation", {})
     tr = config.get("training", {})
@@ -109,17 +124,7 @@ def render(config: dict, metrics: dict, ood_report: dict | None = None,
         f"{metrics['n']} images ({metrics['n_normal']} NORMAL, {metrics['n_pneumonia']} PNEUMONIA), "
         "at the threshold fixed on validation; 95% bootstrap intervals (2,000 resamples of images).",
         "",
-        "| metric | value |",
-        "|---|---|",
-        _row("Accuracy", t["accuracy"], ci["accuracy"]),
-        _row("Sensitivity (recall)", t["sensitivity"], ci["sensitivity"]),
-        _row("Specificity", t["specificity"], ci["specificity"]),
-        _row("Precision", t["precision"]),
-        _row("F1", t["f1"]),
-        _row("ROC AUC", metrics["roc_auc"], ci["roc_auc"]),
-        _row("PR AUC", metrics["pr_auc"]),
-        _row("Brier score", metrics["brier"]),
-        _row("ECE (15 bins)", metrics["ece_15"]),
+        *test_table_lines(metrics),
         "",
         f"Confusion matrix (rows true NORMAL / PNEUMONIA, columns predicted): "
         f"`{cm[0]}` / `{cm[1]}`. At a threshold of 0.5 instead: accuracy {half['accuracy']:.4f}, "

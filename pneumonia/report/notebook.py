@@ -5,41 +5,20 @@ import json
 from pathlib import Path
 
 from pneumonia.config import METRICS_FILE
+from pneumonia.report import card, sections
 from pneumonia.report.figures import FIGURES, plt
 from pneumonia.serve.imaging import load_image
 from pneumonia.train import data
 
-TEST_ROWS = (("accuracy", "accuracy"), ("sensitivity", "sensitivity (recall)"), ("specificity", "specificity"),
-             ("roc_auc", "ROC AUC"))
-VALIDITY_ROWS = (("swap_lungs_auc", "swap test, AUC against the pasted lungs' label", ">= 0.90"),
-                 ("swap_surroundings_auc", "swap test, AUC against the surroundings' label", "<= 0.60"),
-                 ("hidden_auc", "ROC AUC with the lungs hidden", "<= 0.65"))
-
-
-def _cell(value: float, ci: list[float] | None) -> str:
-    return f"{value:.3f}" + (f" [{ci[0]:.3f}, {ci[1]:.3f}]" if ci else "")
-
 
 def results_markdown(folder: str | Path) -> str:
-    """The test split's numbers at the operating threshold (95% bootstrap
-    intervals) and the validity tests on test and validation, as Markdown."""
+    """The model card's test table (95% bootstrap intervals) and validity table, as Markdown."""
     m = json.loads((Path(folder) / METRICS_FILE).read_text())
-    t, ci = {**m["at_threshold"], "roc_auc": m["roc_auc"]}, m["ci95_at_threshold"]
-    lines = [f"**Test split** ({m['n']} X-rays, at the threshold fixed on validation; 95% CI)", "",
-             "| metric | value |", "|---|---|"]
-    lines += [f"| {name} | {_cell(t[key], ci.get(key))} |" for key, name in TEST_ROWS]
-    lines += [f"| ECE (15 bins) | {m['ece_15']:.3f} |", ""]
-    v = m.get("validity")
-    if v:
-        lines += ["**Where the answers come from** (`pneumonia.report.validity`)", "",
-                  "| test | test split | validation split | goal |", "|---|---|---|---|"]
-        for key, name, goal in VALIDITY_ROWS:
-            cells = [_cell(v[part][key], v[part]["ci95"].get(key)) if key in v.get(part, {}) else ""
-                     for part in ("test", "validation")]
-            lines.append(f"| {name} | {cells[0]} | {cells[1]} | {goal} |")
-        heat = v["test"].get("heat_in_lungs")
-        if heat:
-            lines.append(f"| Grad-CAM mass inside the dilated lungs | {heat['all']:.3f} | | >= 0.85 |")
+    lines = [f"**Test split** ({m['n']} X-rays, at the threshold fixed on validation)", "", *card.test_table_lines(m)]
+    validity = sections.validity_lines(m)
+    if validity:   # without the card's own heading
+        lines += ["", "**Where the answers come from** (swap test, lungs hidden, heat in the lungs)",
+                  *validity[1:]]
     return "\n".join(lines)
 
 
