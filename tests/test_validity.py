@@ -178,10 +178,19 @@ def test_shortfall_counts_the_silhouette_when_measured():
     assert choose(results) == "c"   # among those meeting every goal, the best AUC
 
 
-def test_selection_puts_validity_first_then_stressed_auc():
+def test_selection_puts_reliance_first_then_stressed_auc():
     from pneumonia.report.selection import TOLERANCE, decide
-    old = {"shortfall": 0.40, "val_auc_stressed": 0.98}
-    assert decide({"shortfall": 0.40 - 2 * TOLERANCE, "val_auc_stressed": 0.90}, old)      # clearly more valid
-    assert not decide({"shortfall": 0.40 + 2 * TOLERANCE, "val_auc_stressed": 0.999}, old)  # less valid: no
-    assert decide({"shortfall": 0.41, "val_auc_stressed": 0.985}, old)                       # a tie, more robust
-    assert not decide({"shortfall": 0.39, "val_auc_stressed": 0.975}, old)                   # a tie, less robust
+    old = {"reliance_shortfall": 0.05, "shortfall": 0.40, "val_auc_stressed": 0.98}
+    assert decide({"reliance_shortfall": 0.05 - 2 * TOLERANCE, "val_auc_stressed": 0.90}, old)      # relies on the lungs more
+    assert not decide({"reliance_shortfall": 0.05 + 2 * TOLERANCE, "val_auc_stressed": 0.999}, old)  # less: no
+    assert decide({"reliance_shortfall": 0.06, "val_auc_stressed": 0.985}, old)                       # a tie, more robust
+    assert not decide({"reliance_shortfall": 0.04, "val_auc_stressed": 0.975}, old)                   # a tie, less robust
+    # Lungs hidden and the silhouette no longer choose: a model that answers with
+    # the lungs hidden but uses them when they are there is not turned away.
+    assert decide({"reliance_shortfall": 0.0, "shortfall": 0.9, "val_auc_stressed": 0.99}, old)
+
+
+def test_reliance_shortfall_is_the_swap_test_alone():
+    tests = {"swap_surroundings_auc": 0.65, "swap_lungs_auc": 0.88, "hidden_auc": 0.92, "silhouette_auc": 0.95}
+    assert validity.reliance_shortfall(tests) == pytest.approx(0.07)
+    assert validity.shortfall(tests) > validity.reliance_shortfall(tests) + 0.5

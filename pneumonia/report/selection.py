@@ -3,13 +3,14 @@
     python -m pneumonia.report.selection --model runs/model16 --previous model --data chest_xray [--probe runs/probe.json]
 
 Both folders must have been evaluated (`pneumonia.report.evaluate`) so that their
-metrics.json hold the validity tests on validation. TRAIN_RULE (3): the new
-model replaces the previous one if its summed validity shortfall on
-validation composites (swap lungs and surroundings, lungs hidden,
-silhouette) is smaller by more than TOLERANCE, or within TOLERANCE and its
-stressed validation ROC AUC (`pneumonia.report.validation`, the same stressed
-X-rays for both) is higher. Only validation numbers are compared; test
-numbers are not read.
+metrics.json hold the validity tests on validation. TRAIN_RULE (6), revising
+(3): the new model replaces the previous one if its swap-test shortfall on
+validation composites (what the model uses: swap lungs and surroundings) is
+smaller by more than TOLERANCE, or within TOLERANCE and its stressed
+validation ROC AUC (`pneumonia.report.validation`, the same stressed X-rays
+for both) is higher. Lungs hidden, the silhouette and (3)'s summed shortfall
+are recorded for both and do not choose. Only validation numbers are
+compared; test numbers are not read.
 """
 from __future__ import annotations
 
@@ -42,12 +43,13 @@ def _validation(folder: Path, silhouette: float | None = None) -> dict:
     if sil is None:
         raise ModelFolderError(f"{path} has no silhouette test: evaluate it again")
     v = {**v, "silhouette_auc": sil}
-    return {**{k: v[k] for k in KEYS}, "shortfall": validity.shortfall(v)}
+    return {**{k: v[k] for k in KEYS}, "shortfall": validity.shortfall(v),
+            "reliance_shortfall": validity.reliance_shortfall(v)}
 
 
 def decide(new: dict, previous: dict) -> bool:
-    """Step 3 of TRAIN_RULE: validity first, then stressed validation ROC AUC."""
-    gain = previous["shortfall"] - new["shortfall"]
+    """Step 6 of TRAIN_RULE: reliance (the swap test) first, then stressed validation ROC AUC."""
+    gain = previous["reliance_shortfall"] - new["reliance_shortfall"]
     return gain > TOLERANCE or (abs(gain) <= TOLERANCE and new["val_auc_stressed"] > previous["val_auc_stressed"])
 
 

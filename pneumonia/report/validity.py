@@ -113,6 +113,13 @@ def shortfall(tests: dict) -> float:
             + max(0.0, tests.get("silhouette_auc", 0.0) - GOALS["silhouette_auc_max"]))
 
 
+def reliance_shortfall(tests: dict) -> float:
+    """How far the swap test alone (what the model uses) is from its goals:
+    the part of `shortfall` that chooses under TRAIN_RULE (6)."""
+    return (max(0.0, tests["swap_surroundings_auc"] - GOALS["swap_surroundings_auc_max"])
+            + max(0.0, GOALS["swap_lungs_auc_min"] - tests["swap_lungs_auc"]))
+
+
 def silhouettes(masks: np.ndarray, variant: str, margin: float, dilation: float) -> np.ndarray:
     """(n, SILHOUETTE_SIZE**2) in [0, 1]: where each lung view keeps the X-ray's
     detail, with no X-ray in it: the dilated mask inside its box for

@@ -29,14 +29,30 @@ from pneumonia.config import IMAGE_SIZE, SEG_SIZE, SEG_WIDTH, SEGMENTER_FILE
 from pneumonia.serve.imaging import canonical, load_image
 from pneumonia.serve.lung_view import draw_outline
 from pneumonia.serve.lungs import Segmenter, postprocess, shrink
-from pneumonia.train import augment, cli, data
-from pneumonia.train.segmenter import KerasForward, build_segmenter, dice, iou
+from pneumonia.train import augment, cli, data, opacity
+from pneumonia.train.segmenter import KerasForward, build_segmenter, dice, iou, load_keras
 
 REPORT_FILE = "lungs_report.json"
 SHEET_FILE = "lungs_contact_sheet.jpg"
 ASPECT_RANGE = (0.6, 1.6)   # uploads of any shape are squashed to a square
 HELD_OUT_ADULTS = 0.15
 VAL_FRACTION = 0.10
+P_OPACITY = 0.5            # share of training pairs given a synthetic opacity inside their true lungs
+# The semi-automatic pediatric masks leave opaque lung out (lung_masks/README):
+# inside each lung's convex hull but outside the mask, their pixels do not count.
+SEMI_AUTOMATIC = "Kermany"
+VAL_SEED = 12345           # the fixed opacities of the validation score
+
+
+def hull_gap(mask: np.ndarray) -> np.ndarray:
+    """Pixels inside a lung's convex hull but outside the mask (where a carved mask is unsure)."""
+    gap = np.zeros(mask.shape, bool)
+    for lung in opacity.lungs_of(mask):
+        pts = cv2.findNonZero(np.uint8(lung))
+        hull = np.zeros(mask.shape, np.uint8)
+        cv2.fillConvexPoly(hull, cv2.convexHull(pts), 1)
+        gap |= (hull > 0) & ~lung
+    return gap & (mask == 0)
 
 
 def load_pairs(data_dir: str | Path) -> tuple[np.ndarray, np.ndarray, list[dict]]:
@@ -73,18 +89,43 @@ def split(rows: list[dict], seed: int = 0) -> dict[str, np.ndarray]:
 
 
 def soft_dice_bce(y_true, y_pred):
-    """Binary cross-entropy plus (1 - soft Dice): BCE alone under-weights thin lung edges."""
+    """Binary cross-entropy plus (1 - soft Dice): BCE alone under-weights thin lung edges.
+
+    `y_true` carries the target in channel 0 and each pixel's weight in channel 1
+    (0 where a semi-automatic mask is unsure)."""
     y_true = tf.cast(y_true, y_pred.dtype)
-    inter = tf.reduce_sum(y_true * y_pred, axis=(1, 2, 3))
-    total = tf.reduce_sum(y_true + y_pred, axis=(1, 2, 3))
+    target, weight = y_true[..., :1], y_true[..., 1:]
+    inter = tf.reduce_sum(weight * target * y_pred, axis=(1, 2, 3))
+    total = tf.reduce_sum(weight * (target + y_pred), axis=(1, 2, 3))
     soft_dice = (2 * inter + 1.0) / (total + 1.0)
-    bce = tf.reduce_mean(keras.losses.binary_crossentropy(y_true, y_pred), axis=(1, 2))
+    bce = keras.losses.binary_crossentropy(target, y_pred)[..., None]
+    bce = tf.reduce_sum(weight * bce, axis=(1, 2, 3)) / (tf.reduce_sum(weight, axis=(1, 2, 3)) + 1.0)
     return bce + 1.0 - soft_dice
 
 
-def _targets(masks: np.ndarray, size: int) -> np.ndarray:
-    return np.stack([cv2.resize(m.astype(np.float32), (size, size), interpolation=cv2.INTER_AREA)
-                     for m in masks])[..., None]
+def _targets(masks: np.ndarray, weights: np.ndarray, size: int) -> np.ndarray:
+    def small(a):
+        return cv2.resize(a.astype(np.float32), (size, size), interpolation=cv2.INTER_AREA)
+    return np.stack([np.stack([small(m), small(w)], -1) for m, w in zip(masks, weights)])
+
+
+def training_pair(image: np.ndarray, mask: np.ndarray, semi_automatic: bool,
+                  rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One training view: (image, mask, pixel weights), moved by the same
+    geometry, with a synthetic opacity inside the true lungs half the time."""
+    if rng.random() < 0.8:
+        image, mask = augment.augment(image, rng, mask, ASPECT_RANGE)
+    if rng.random() < P_OPACITY:
+        image = opacity.paint(image, mask, rng)
+    weight = ~hull_gap(mask) if semi_automatic else np.ones(mask.shape, bool)
+    return image, mask, weight
+
+
+def opaque_copies(images: np.ndarray, masks: np.ndarray, seed: int, held_out: bool = False) -> np.ndarray:
+    """Each image with a fixed opacity inside its mask: a training family, or the held-out one."""
+    rng = np.random.default_rng(seed)
+    draw = opacity.patchy if held_out else opacity.paint
+    return np.stack([draw(im, m, rng) for im, m in zip(images, masks)])
 
 
 def measure(seg: Segmenter, images: np.ndarray, masks: np.ndarray) -> dict:
@@ -102,8 +143,11 @@ def measure(seg: Segmenter, images: np.ndarray, masks: np.ndarray) -> dict:
 
 
 def train_segmenter(data_dir: str | Path, out_dir: str | Path, epochs: int = 40, batch_size: int = 16,
-                    seed: int = 0, log=print) -> tuple[Segmenter, dict]:
-    """Train, keep the epoch with the best validation Dice, save and report."""
+                    seed: int = 0, log=print, init: str | Path | None = None,
+                    lr: float = 2e-3) -> tuple[Segmenter, dict]:
+    """Train (from `init`, a lungs.keras, if given), keep the epoch with the best
+    validation score (mean Dice on the hand-drawn validation pairs, clean and
+    with fixed training-family opacities), save and report."""
     t0 = time.time()
     keras.utils.set_random_seed(seed)
     rng = np.random.default_rng(seed)
@@ -112,25 +156,30 @@ def train_segmenter(data_dir: str | Path, out_dir: str | Path, epochs: int = 40,
     images, masks, rows = load_pairs(data_dir)
     parts = split(rows, seed)
     log("Lung masks: " + ", ".join(f"{k} {len(v)}" for k, v in parts.items()))
-    net = build_segmenter(SEG_SIZE, SEG_WIDTH)
+    net = load_keras(init) if init else build_segmenter(SEG_SIZE, SEG_WIDTH)
     net.compile(optimizer=keras.optimizers.Adam(keras.optimizers.schedules.CosineDecay(
-        2e-3, epochs * -(-len(parts["train"]) // batch_size))), loss=soft_dice_bce)
+        lr, epochs * -(-len(parts["train"]) // batch_size))), loss=soft_dice_bce)
     seg = Segmenter(KerasForward(net))
     tr = parts["train"]
+    semi = np.array([SEMI_AUTOMATIC in r["dataset"] for r in rows])
+    drawn = parts["val"][~semi[parts["val"]]]
+    val_opaque = opaque_copies(images[drawn], masks[drawn], VAL_SEED)
     best = {"dice": -1.0}
     history = []
     for epoch in range(1, epochs + 1):
-        pairs = [augment.augment(images[i], rng, masks[i], ASPECT_RANGE) if rng.random() < 0.8
-                 else (images[i], masks[i]) for i in tr]
+        pairs = [training_pair(images[i], masks[i], semi[i], rng) for i in tr]
         x = shrink(np.stack([p[0] for p in pairs]))
-        y = _targets(np.stack([p[1] for p in pairs]), SEG_SIZE)
+        y = _targets(np.stack([p[1] for p in pairs]), np.stack([p[2] for p in pairs]), SEG_SIZE)
         loss = net.fit(x, y, batch_size=batch_size, epochs=1, shuffle=True, verbose=0).history["loss"][-1]
-        val = measure(seg, images[parts["val"]], masks[parts["val"]])
-        history.append({"epoch": epoch, "loss": float(loss), "val_dice": val["dice_mean"]})
-        log(f"  segmenter epoch {epoch}: loss {loss:.4f} val Dice {val['dice_mean']:.4f} "
-            f"(found {val['found']}/{val['n']})")
-        if val["dice_mean"] > best["dice"]:
-            best = {"dice": val["dice_mean"], "epoch": epoch, "weights": [w.copy() for w in net.get_weights()]}
+        clean = measure(seg, images[drawn], masks[drawn])
+        opaque = measure(seg, val_opaque, masks[drawn])
+        score = (clean["dice_mean"] + opaque["dice_mean"]) / 2
+        history.append({"epoch": epoch, "loss": float(loss), "val_dice": clean["dice_mean"],
+                        "val_opaque_dice": opaque["dice_mean"]})
+        log(f"  segmenter epoch {epoch}: loss {loss:.4f} hand-drawn val Dice {clean['dice_mean']:.4f}, "
+            f"with opacities {opaque['dice_mean']:.4f} (found {opaque['found']}/{opaque['n']})")
+        if score > best["dice"]:
+            best = {"dice": score, "epoch": epoch, "weights": [w.copy() for w in net.get_weights()]}
     net.set_weights(best["weights"])
     net.save(out / SEGMENTER_FILE)
     report = {
@@ -141,7 +190,11 @@ def train_segmenter(data_dir: str | Path, out_dir: str | Path, epochs: int = 40,
                        "adults and of Montgomery held out; %d%% of the rest for validation"
                        % (seed, HELD_OUT_ADULTS * 100, VAL_FRACTION * 100)),
         "best_epoch": best["epoch"], "epochs": epochs, "history": history,
-        "augmentation": f"{augment.DESCRIPTION}; aspect {ASPECT_RANGE} for the segmenter",
+        "augmentation": (f"{augment.DESCRIPTION}; aspect {ASPECT_RANGE} for the segmenter; "
+                         f"{opacity.DESCRIPTION} (p {P_OPACITY})"),
+        "semi_automatic_masks": "pixels inside each lung's convex hull but outside the mask carry no loss",
+        "epoch_rule": "best mean Dice on the hand-drawn validation pairs, clean and with fixed opacities",
+        "init": str(init) if init else None,
         "val": measure(seg, images[parts["val"]], masks[parts["val"]]),
         "test_adults": measure(seg, images[parts["test_adults"]], masks[parts["test_adults"]]),
         "test_children": measure(seg, images[parts["test_children"]], masks[parts["test_children"]]),
@@ -212,12 +265,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", default="runs/lungs", help="folder to write lungs.keras and the report into")
     p.add_argument("--epochs", type=int, default=40)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--init", help="a lungs.keras to start from (fine-tune) instead of random weights")
+    p.add_argument("--lr", type=float, default=2e-3, help="peak learning rate (cosine decay)")
     p.add_argument("--xrays", help="chest_xray folder: contact sheet and lungs-found rate on its test split")
     p.add_argument("--adults", help="adult_cxr folder: add adults to the contact sheet")
     args = p.parse_args(argv)
 
     def run():
-        seg, report = train_segmenter(args.data, args.out, args.epochs, seed=args.seed)
+        seg, report = train_segmenter(args.data, args.out, args.epochs, seed=args.seed, init=args.init, lr=args.lr)
         if args.xrays:
             report["contact_sheet"] = contact_sheet(seg, args.xrays, Path(args.out) / SHEET_FILE, args.adults)
             (Path(args.out) / REPORT_FILE).write_text(json.dumps(report, indent=2) + "\n")
