@@ -24,9 +24,10 @@ import gradio as gr  # noqa: E402
 
 from pneumonia import config as cfg  # noqa: E402
 from pneumonia.serve import loader as serving  # noqa: E402
-from pneumonia.serve.response import file_data, respond  # noqa: E402
+from pneumonia.serve.response import file_data, refuse, respond  # noqa: E402
 from pneumonia.serve.heatmap import PREDICTED  # noqa: E402
 from pneumonia.serve.imaging import ImageError  # noqa: E402
+from pneumonia.serve.schema import DETAILS_SCHEMA  # noqa: E402
 
 # Only our own counts and timings at INFO; libraries' request logs stay quiet.
 logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
@@ -65,32 +66,29 @@ HEATMAP_TARGETS = {"decided class": PREDICTED, "PNEUMONIA": 1, "NORMAL": 0}
 # What the served model reads (pneumonia.serve.lung_view), in words under the overlay.
 READS = {
     "full": "The model reads the whole image, and the heatmap covers all of it.",
-    "crop": "The white line is where the lungs were found. The model reads only the box around them, "
-            "so colour is drawn only inside that box.",
-    "crop+mask": "The white line is where the lungs were found. The model reads only the lungs and a thin "
-                 "band around them, so colour is drawn only there; the rest is your image as uploaded.",
-    "crop+blur": "The white line is where the lungs were found. The model reads the box around them, sharp "
-                 "inside the lungs and a thin band around them, blurred outside; colour is drawn only in the box.",
+    "crop": "The model reads the box around the lungs, so colour is drawn only inside that box.",
+    "crop+mask": "The white line is what the model reads: the lungs and a thin band around them. "
+                 "Colour is drawn only inside it; the rest is your image as uploaded.",
+    "crop+blur": "The white line is what the model reads sharply: the lungs and a thin band around them "
+                 "(the rest of their box only blurred). Colour is drawn only inside it.",
 }
 
 
 def analyze(upload, heatmap_for: str = "decided class"):
-    """Image file -> (label headed by the decision, Grad-CAM overlay file, JSON for programs)."""
+    """Image file -> (label headed by the decision, Grad-CAM overlay file, JSON
+    for programs). A refused image gets no label and no overlay, and the JSON
+    says why (`refusal`), whatever refused it: every output is replaced."""
     stats["requests"] += 1
     start = time.perf_counter()
-    path = _path_of(upload)
-    if not path:
-        stats["errors"] += 1
-        raise gr.Error("No image was given: upload a chest X-ray first.", print_exception=False)
     try:
-        result = predictor.analyze(path, HEATMAP_TARGETS.get(heatmap_for, PREDICTED))
+        result = predictor.analyze(_path_of(upload), HEATMAP_TARGETS.get(heatmap_for, PREDICTED))
     except ImageError as e:
         stats["errors"] += 1
-        raise gr.Error(str(e), print_exception=False) from None
+        gr.Warning(str(e))  # a toast on the page; programs read details["refusal"]
+        return refuse(e, predictor.version)
     # Counts and timings only: nothing about the image is logged or kept.
     log.info("request %d answered in %.0f ms (%d errors so far)", stats["requests"],
              1000 * (time.perf_counter() - start), stats["errors"])
-    # A refused image (not a chest X-ray) has no label and no overlay.
     return respond(result, OVERLAYS)
 
 
@@ -100,64 +98,109 @@ def show_example(heatmap_for: str, evt: gr.SelectData):
     return (file_data(path), *analyze(path, heatmap_for))
 
 
-# Above the answer: why there is none, or who it is (not) valid for. On a
-# phone the answer sits below the upload: bring it into view after each answer
-# (nothing is answered before the user asks).
+# Above the answer: who it is (not) valid for. On a phone the answer sits below
+# the upload: bring it into view after each answer (nothing is answered before
+# the user asks).
 NOTICE_JS = """(d) => {
-  const text = !d ? "" : d.verdict ? `### ${d.verdict}\nNo diagnosis is given for this image.` :
-    d.population_notice ? `### ⚠️ This looks like an adult's X-ray\n${d.population_notice}` : "";
+  // The overlay keeps its last picture when a refusal sends none: hide it then.
+  document.getElementById("overlay")?.classList.toggle("refused", !!d && !d.answered);
   if (d && window.innerWidth < 700)
     setTimeout(() => document.getElementById("answer")?.scrollIntoView({behavior: "smooth"}), 50);
-  return text;
+  return d && d.population_notice ? `### ⚠️ This looks like an adult's X-ray\n${d.population_notice}` : "";
 }"""
-# Under the label, from the same decision the label is headed by.
-DECISION_JS = """(d) => !d ? "" : d.verdict ?
-  `**${d.verdict}**: no diagnosis given (out-of-distribution score ${d.ood_score.toFixed(2)}, ` +
-  `limit ${d.ood_threshold.toFixed(2)}). Upload a frontal chest radiograph.` :
-  !d.decision ? "" :
-  `**Decision: ${d.decision}**: P(PNEUMONIA) = ${(100 * d.probability_pneumonia).toFixed(1)}% is ` +
-  `${d.probability_pneumonia >= d.threshold ? "at or above" : "below"} the operating threshold ` +
-  `${(100 * d.threshold).toFixed(1)}%` + (d.answered_by === "adult head" ? " (the adult head's)" :
-   d.answered_by === "both heads, blended" ? " (the two heads' blended by P(adult))" : "") +
-  `. Heatmap for: ${d.heatmap_class}.`"""
+# The answer as people read it, from the same details programs get: the decision,
+# then P(PNEUMONIA) on one gauge with the threshold that decided it marked. No
+# second bar: with a threshold away from 50% the larger of two bars can name the
+# class that was not decided.
+ANSWER_JS = """(d) => {
+  if (!d) return "";
+  if (!d.answered) {
+    const r = d.refusal || {message: "No answer."};
+    return `<div class="refused"><div class="headline">Not answered</div><p>${r.message}</p>` +
+           `<p>No diagnosis is given for this image.</p></div>`;
+  }
+  const p = 100 * d.probability_pneumonia, t = 100 * d.threshold;
+  const head = d.answered_by === "adult head" ? "the adult head's" :
+               d.answered_by === "both heads, blended" ? "the blended heads'" : "the";
+  const side = p >= t ? "at or above" : "below";
+  return `<div class="verdict ${d.decision}"><div class="headline">${d.decision}</div>` +
+    `<div class="gauge" role="img" aria-label="P(PNEUMONIA) ${p.toFixed(1)}%, threshold ${t.toFixed(1)}%">` +
+    `<div class="fill" style="width:${p.toFixed(1)}%"></div><div class="mark" style="left:${t.toFixed(1)}%"></div></div>` +
+    `<div class="ticks"><span class="tlabel" style="left:${Math.min(85, Math.max(15, t)).toFixed(1)}%">` +
+    `threshold ${t.toFixed(1)}%</span><span>0%</span><span>100%</span></div>` +
+    `<p id="decision-line"><b>P(PNEUMONIA) = ${p.toFixed(1)}%</b>, ${side} ${head} threshold of ` +
+    `${t.toFixed(1)}%: the answer is <b>${d.decision}</b>. Heatmap for: ${d.heatmap_class}.</p></div>`;
+}"""
+CLEAR_UNREADABLE_JS = """(d, im) => d && d.refusal &&
+  ["not_an_image", "unreadable"].includes(d.refusal.reason) ? null : im"""
+# What red means, under the overlay (OpenCV's JET, as the overlay is drawn).
+SCALE_HTML = """<div id="heat-scale"><div class="bar"></div>
+<div class="ends"><span>blue: pushed least</span><span>red: pushed most toward the heatmap's class</span></div></div>"""
 CSS = """
 #notice h3 { margin: 0 0 4px 0; }
 #notice { font-size: 0.9em; }
+#verdict .headline { font-size: 2em; font-weight: 700; line-height: 1.2; }
+#verdict .PNEUMONIA .headline { color: #b91c1c; }
+#verdict .NORMAL .headline { color: #15803d; }
+#verdict .gauge { position: relative; height: 14px; border-radius: 7px; background: #e5e7eb; margin: 8px 0 2px; }
+#verdict .fill { position: absolute; left: 0; top: 0; bottom: 0; border-radius: 7px; background: #6b7280; }
+#verdict .PNEUMONIA .fill { background: #dc2626; }
+#verdict .NORMAL .fill { background: #16a34a; }
+#verdict .mark { position: absolute; top: -4px; bottom: -4px; width: 3px; margin-left: -1px; background: #111827; }
+#verdict .ticks { position: relative; display: flex; justify-content: space-between; font-size: 0.8em; height: 1.3em; }
+#verdict .tlabel { position: absolute; transform: translateX(-50%); white-space: nowrap; }
+#heat-scale .ends { display: flex; justify-content: space-between; font-size: 0.8em; gap: 8px; }
+#verdict .refused .headline { font-size: 1.5em; }
+#heat-scale .bar { height: 10px; border-radius: 5px;
+  background: linear-gradient(to right, #00007f, #0000ff, #007fff, #00ffff, #7fff7f, #ffff00, #ff7f00, #ff0000, #7f0000); }
+#examples .grid-wrap { max-height: none !important; height: auto !important; overflow: visible !important; }
 #examples .caption-label { white-space: normal; text-overflow: clip; line-height: 1.15; }
+#overlay img { width: 100%; height: 100%; object-fit: contain; }
+#overlay.refused .image-container { visibility: hidden; }
+@media (max-width: 700px) {
+  #examples .grid-container { grid-template-columns: repeat(2, minmax(0, 1fr)) !important; }
+}
 """
 
 with gr.Blocks(title="Pneumonia X-ray classifier with Grad-CAM", analytics_enabled=False,
                delete_cache=(600, 900)) as demo:
     gr.Markdown(
         "# Pneumonia on a chest X-ray, with where the model looked\n"
-        "A small U-Net finds the lungs on a frontal chest radiograph; a fine-tuned ResNet50 reads "
-        "only them and gives a calibrated probability of pneumonia, with a Grad-CAM heatmap of what "
-        f"drove its answer. ⚠️ **{cfg.DISCLAIMER}**"
+        "Upload a frontal chest X-ray: the model finds the lungs, says NORMAL or PNEUMONIA with a "
+        "probability, and colours what drove its answer. It was trained on children aged 1-5. "
+        f"⚠️ **{cfg.DISCLAIMER}**"
     )
     with gr.Row():
         with gr.Column():
             image = gr.Image(label="Chest X-ray (upload, drop or paste)", type="filepath",
-                             image_mode=None, sources=["upload", "clipboard"], height=300)
+                             image_mode=None, sources=["upload", "clipboard"], height=300, elem_id="upload")
             button = gr.Button("Analyze", variant="primary")
-            examples = gr.Gallery([(p, caption(p)) for p in EXAMPLES], label="Examples: click one to analyze it",
-                                  columns=4, rows=2, height=320, allow_preview=False, object_fit="cover",
-                                  interactive=False, elem_id="examples")
+            gr.Markdown("**Examples**: click one to analyze it (captions give the truth)")
+            examples = gr.Gallery([(p, caption(p)) for p in EXAMPLES], show_label=False, label="Examples",
+                                  columns=4, height="auto", allow_preview=False, object_fit="cover",
+                                  interactive=False, buttons=[], elem_id="examples")
             heatmap_for = gr.Radio(list(HEATMAP_TARGETS), value="decided class", label="Heatmap for")
             dicom = gr.File(label="...or a DICOM file (.dcm)", file_types=[".dcm", ".dicom"],
-                            type="filepath", height=100)
+                            type="filepath", height=140)
         with gr.Column(elem_id="answer"):
             notice = gr.Markdown(elem_id="notice")
-            label = gr.Label(label="Answer", num_top_classes=2, elem_id="label")
-            decision = gr.Markdown(elem_id="decision")
-            heatmap = gr.Image(label="Grad-CAM overlay", type="filepath", interactive=False, height=340,
-                               elem_id="overlay")
+            verdict = gr.HTML(elem_id="verdict")
+            # The API's label output (decision + both probabilities): for programs;
+            # the page shows the gauge above instead.
+            label = gr.Label(label="Answer", num_top_classes=2, elem_id="label", visible="hidden")
+            gr.Markdown("**Grad-CAM overlay**")
+            heatmap = gr.Image(label="Grad-CAM overlay", show_label=False, type="filepath", interactive=False,
+                               height=380, buttons=[], elem_id="overlay")
+            gr.HTML(SCALE_HTML)
             gr.Markdown(
-                READS[predictor.reader.variant] + " Red marks the regions that pushed the score most "
-                "towards the decided class, blue the least; it shows what drove the answer, not where "
-                "disease is. The map is coarse (7x7 cells)."
+                READS[predictor.reader.variant] + " The colours show what drove the answer, not where "
+                "disease is; the map is coarse (7x7 cells)."
             )
             with gr.Accordion("For programs (JSON)", open=False):
                 details = gr.JSON(label="details", show_label=False)
+                # Typed on the API page field by field (gr.JSON says only "any valid json");
+                # set on the instance, since a subclass would need a frontend of its own.
+                details.api_info = lambda: DETAILS_SCHEMA
     with gr.Accordion("About the model", open=False):
         gr.Markdown(model.panel_markdown())
     answer = [label, heatmap, details]
@@ -168,11 +211,17 @@ with gr.Blocks(title="Pneumonia X-ray classifier with Grad-CAM", analytics_enabl
                  preprocess=False, postprocess=False, concurrency_limit=cfg.CONCURRENCY, concurrency_id="model")
     examples.select(show_example, inputs=heatmap_for, outputs=[image, *answer], postprocess=False,
                     api_visibility="private", concurrency_id="model")
+    # A new upload is answered at once, so no answer of an earlier image stays beside it.
+    image.upload(analyze, inputs=[image, heatmap_for], outputs=answer, api_visibility="private",
+                 preprocess=False, postprocess=False, concurrency_id="model")
     dicom.upload(analyze, inputs=[dicom, heatmap_for], outputs=answer, api_visibility="private",
                  preprocess=False, postprocess=False, concurrency_id="model")
-    details.change(None, inputs=details, outputs=decision, js=DECISION_JS, queue=False,
+    details.change(None, inputs=details, outputs=verdict, js=ANSWER_JS, queue=False,
                    api_visibility="private")
     details.change(None, inputs=details, outputs=notice, js=NOTICE_JS, queue=False, api_visibility="private")
+    # A file that is no image leaves a broken picture in the upload box: clear it.
+    details.change(None, inputs=[details, image], outputs=image, js=CLEAR_UNREADABLE_JS, queue=False,
+                   api_visibility="private")
 # Each answer's overlay is written once, under a fresh name, in the folder
 # Gradio serves files from (pneumonia.serve.response): nothing copies or rewrites it,
 # and `delete_cache` removes it with Gradio's own files.

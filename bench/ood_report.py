@@ -34,7 +34,7 @@ sys.path.insert(0, str(ROOT))
 
 from pneumonia.report import card
 from pneumonia.train import data
-from pneumonia.train import lung_training  # noqa: E402
+from pneumonia.train import lung_pairs  # noqa: E402
 from pneumonia.train.adults import load_adults  # noqa: E402
 from pneumonia.report.card import OOD_REPORT_FILE  # noqa: E402
 from pneumonia.config import METRICS_FILE  # noqa: E402
@@ -149,8 +149,8 @@ def main() -> None:
     paths, _ = data.list_split(args.data, "test")
     xrays = [load_image(p) for p in paths]
     adults = load_adults(args.adults)
-    images, _, rows = lung_training.load_pairs(args.lung_masks)
-    held = lung_training.split(rows)
+    images, _, rows = lung_pairs.load_pairs(args.lung_masks)
+    held = lung_pairs.split(rows)
     sets = {
         "test-split children (Guangzhou)": [outcome(g) for g in xrays],
         "NIH adults, report part": [outcome(adults.canons[i]) for i in adults.part("report")],

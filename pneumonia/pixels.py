@@ -11,8 +11,18 @@ MAX_PIXELS = 50_000_000
 MAX_ASPECT = 3.0
 
 
+# Why an image was refused, for programs (details["refusal"]["reason"]); the message says it for people.
+REASONS = ("no_image", "not_an_image", "unreadable", "too_small", "too_large", "bad_shape", "no_lungs",
+           "not_chest_xray")
+
+
 class ImageError(ValueError):
-    """An input that cannot be read as an X-ray; the message says why, for users."""
+    """An input that cannot be read as an X-ray; the message says why, for users,
+    and `reason` (one of REASONS) for programs."""
+
+    def __init__(self, message: str, reason: str = "unreadable"):
+        super().__init__(message)
+        self.reason = reason if reason in REASONS else "unreadable"
 
 
 def stretch_to_uint8(arr: np.ndarray) -> np.ndarray:
@@ -26,7 +36,7 @@ def stretch_to_uint8(arr: np.ndarray) -> np.ndarray:
 
 def too_large(pixels: int, size: str = "") -> ImageError:
     return ImageError(f"The image is too large ({size}{pixels / 1e6:.0f} megapixels; "
-                      f"the limit is {MAX_PIXELS / 1e6:.0f}).")
+                      f"the limit is {MAX_PIXELS / 1e6:.0f}).", "too_large")
 
 
 def check_pixels(width: int, height: int) -> None:
@@ -42,10 +52,10 @@ def check_size(width: int, height: int) -> None:
     if min(width, height) < MIN_SIDE:
         raise ImageError(
             f"The image is too small ({width}x{height}); it needs at least "
-            f"{MIN_SIDE} pixels on each side."
+            f"{MIN_SIDE} pixels on each side.", "too_small"
         )
     if max(width, height) > MAX_ASPECT * min(width, height):
         raise ImageError(
             f"The image is {width}x{height} pixels: no chest X-ray is more than {MAX_ASPECT:g} times "
-            f"as {'wide as it is tall' if width > height else 'tall as it is wide'}. Upload the whole radiograph."
+            f"as {'wide as it is tall' if width > height else 'tall as it is wide'}. Upload the whole radiograph.", "bad_shape"
         )

@@ -3,7 +3,6 @@ import numpy as np
 import pytest
 from conftest import EXAMPLES
 from gradio_client import Client, handle_file
-from gradio_client.exceptions import AppError
 from PIL import Image
 
 
@@ -40,7 +39,7 @@ def test_label_and_decision_agree_on_every_bundled_xray(client):
     for f in files:
         label, _, details = client.predict(handle_file(str(f)), api_name="/predict")
         if details["is_chest_xray"] is False:   # the guard's refusal: no label and no decision
-            assert label is None and details["decision"] is None, f.name
+            assert label is None and details["decision"] is None and details["answered"] is False, f.name
             continue
         p, t = details["probability_pneumonia"], details["threshold"]
         assert label["label"] == details["decision"] == ("PNEUMONIA" if p >= t else "NORMAL"), f.name
@@ -51,6 +50,14 @@ def test_label_and_decision_agree_on_every_bundled_xray(client):
 def test_outputs_are_named_in_the_api(client):
     info = client.view_api(print_info=False, return_format="dict")["named_endpoints"]["/predict"]
     assert [r["label"] for r in info["returns"]] == ["Answer", "Grad-CAM overlay", "details"]
+    # details is typed field by field (docs/details.schema.json), not as "any valid json".
+    from pneumonia.serve.schema import DETAILS_SCHEMA
+    details = info["returns"][2]
+    assert details["type"] == DETAILS_SCHEMA
+    assert "refusal: dict(reason: Literal['no_image'" in details["python_type"]["type"]
+    import json
+    from conftest import ROOT
+    assert json.loads((ROOT / "docs" / "details.schema.json").read_text()) == DETAILS_SCHEMA
 
 
 def test_identical_concurrent_requests_all_succeed(client, app_url):
@@ -87,20 +94,52 @@ def test_overlay_has_the_uploaded_resolution(client, tmp_path):
     assert np.asarray(overlay).std() > 0
 
 
-def test_bad_input_gets_a_message_and_the_server_keeps_serving(client, tmp_path):
+def refused(client, upload) -> dict:
+    """One refusal, as a program gets it: no label, no overlay, the reason in details."""
+    label, overlay, details = client.predict(upload, api_name="/predict")
+    assert label is None and overlay is None and details["answered"] is False
+    assert details["decision"] is None and details["probability_pneumonia"] is None
+    return details["refusal"]
+
+
+def test_every_refusal_reaches_a_program_in_one_shape(client, tmp_path):
+    """Not an image, too small, no image, no lungs, not a chest X-ray: the same
+    outputs, the same keys, a reason code and a message; the server keeps serving."""
+    from pneumonia.serve.schema import DETAILS_SCHEMA
+    import jsonschema
     junk = tmp_path / "notes.png"
     junk.write_bytes(b"this is not an image")
-    with pytest.raises(AppError, match="not an image we can read"):
-        client.predict(handle_file(str(junk)), api_name="/predict")
     tiny = tmp_path / "tiny.png"
     Image.new("L", (20, 20)).save(tiny)
-    with pytest.raises(AppError, match="too small"):
-        client.predict(handle_file(str(tiny)), api_name="/predict")
-    with pytest.raises(AppError, match="No image was given"):
-        client.predict(None, api_name="/predict")
+    noise = tmp_path / "noise.png"
+    Image.fromarray(np.random.default_rng(0).uniform(0, 255, (300, 300)).astype(np.uint8)).save(noise)
+    cases = [(handle_file(str(junk)), "not_an_image", "not an image we can read"),
+             (handle_file(str(tiny)), "too_small", "too small"),
+             (None, "no_image", "No image was given"),
+             (handle_file(str(noise)), "no_lungs", "No lung fields found: upload a frontal chest X-ray")]
+    keys = None
+    for upload, reason, message in cases:
+        _, _, details = client.predict(upload, api_name="/predict")
+        jsonschema.validate(details, DETAILS_SCHEMA)
+        r = refused(client, upload)
+        assert r["reason"] == reason and message in r["message"], r
+        keys = keys or list(details)
+        assert list(details) == keys
     _, _, details = client.predict(handle_file(str(EXAMPLES / "PNEUMONIA-viral_person21_virus_52.jpeg")),
                                    api_name="/predict")
-    assert details["decision"] == "PNEUMONIA"
+    jsonschema.validate(details, DETAILS_SCHEMA)
+    assert details["decision"] == "PNEUMONIA" and details["answered"] is True and details["refusal"] is None
+    assert list(details)[:len(keys)] == keys
+
+
+def test_the_guards_refusal_has_the_same_shape(client):
+    """Adult and child X-rays the guard refuses come back as refusals too (the
+    bundled adults and NIH test files are answered or refused, never an error)."""
+    from conftest import DATA
+    for f in sorted((DATA.parent / "adults").glob("*.png")):
+        _, _, details = client.predict(handle_file(str(f)), api_name="/predict")
+        if not details["answered"]:
+            assert details["refusal"]["reason"] == "not_chest_xray" and details["is_chest_xray"] is False
 
 
 def test_oversized_upload_is_refused_cleanly(client, tmp_path):
@@ -123,17 +162,6 @@ def test_dicom_through_the_api(client, tmp_path):
     _, overlay_path, details = client.predict(handle_file(str(path)), api_name="/predict")
     assert details["decision"] == "PNEUMONIA"
     assert Image.open(overlay_path).size == (grey.shape[1], grey.shape[0])
-
-
-def test_no_lungs_is_refused_with_a_clear_message_and_the_server_keeps_serving(client, tmp_path):
-    noise = np.random.default_rng(0).uniform(0, 255, (300, 300)).astype(np.uint8)
-    path = tmp_path / "noise.png"
-    Image.fromarray(noise).save(path)
-    with pytest.raises(AppError, match="No lung fields found: upload a frontal chest X-ray"):
-        client.predict(handle_file(str(path)), api_name="/predict")
-    _, _, details = client.predict(handle_file(str(EXAMPLES / "NORMAL_NORMAL2-IM-0300-0001.jpeg")),
-                                   api_name="/predict")
-    assert details["decision"] == "NORMAL"
 
 
 def test_json_carries_the_lungs_box_and_area(client, tmp_path):
@@ -168,7 +196,7 @@ def test_adult_xray_is_recognised_and_answered_by_the_adult_head_with_a_notice(c
     _, _, child = client.predict(handle_file(str(EXAMPLES / "NORMAL_NORMAL2-IM-0300-0001.jpeg")),
                                  api_name="/predict")
     assert child["is_chest_xray"] is True and child["looks_adult"] is False
-    assert child["population_notice"] is None and child["answered_by"] in ("children's model", "both heads, blended")
+    assert child["population_notice"] is None and child["answered_by"] in ("children's head", "both heads, blended")
     assert child["adult_probability"] <= child["adult_threshold"] and "P(adult)" in child["routing"]
     _, overlay_path, adult = client.predict(handle_file(str(EXAMPLES / ADULT)), api_name="/predict")
     assert adult["is_chest_xray"] is True and adult["ood_score"] <= adult["ood_threshold"]
@@ -180,18 +208,19 @@ def test_adult_xray_is_recognised_and_answered_by_the_adult_head_with_a_notice(c
     assert Image.open(overlay_path).size == Image.open(EXAMPLES / ADULT).size
 
 
-@pytest.mark.parametrize("size, message", [
-    ((30000, 30000), r"too large \(900 megapixels; the limit is 50\)"),
-    ((5000, 64), r"5000x64 pixels: no chest X-ray is more than 3 times as wide"),
+@pytest.mark.parametrize("size, reason, message", [
+    ((30000, 30000), "too_large", r"too large \(900 megapixels; the limit is 50\)"),
+    ((5000, 64), "bad_shape", r"5000x64 pixels: no chest X-ray is more than 3 times as wide"),
 ])
-def test_shapes_no_radiograph_has_get_a_message_naming_the_problem(client, tmp_path, size, message):
+def test_shapes_no_radiograph_has_get_a_message_naming_the_problem(client, tmp_path, size, reason, message):
+    import re
     path = tmp_path / "odd.png"
     if size[0] == 30000:
         Image.new("1", size).save(path)  # 109 KB on disk; Pillow calls it a decompression bomb
     else:
         Image.open(EXAMPLES / "NORMAL_NORMAL2-IM-0300-0001.jpeg").convert("L").resize(size).save(path)
-    with pytest.raises(AppError, match=message):
-        client.predict(handle_file(str(path)), api_name="/predict")
+    r = refused(client, handle_file(str(path)))
+    assert r["reason"] == reason and re.search(message, r["message"]), r
 
 
 def test_overload_is_told_to_come_back_and_the_queue_stays_bounded():

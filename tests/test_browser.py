@@ -1,4 +1,6 @@
 """The real page in headless Chromium (Debian's /usr/bin/chromium, driven by Playwright)."""
+import ast
+import json
 import shutil
 from pathlib import Path
 
@@ -34,9 +36,33 @@ def fully_in_view(page, selector: str) -> bool:
         "e => { const r = e.getBoundingClientRect(); return r.top >= 0 && r.bottom <= window.innerHeight; }")
 
 
-def headline(page) -> str:
-    """The big class name the label component shows."""
-    return page.locator("#label h2").inner_text().strip()
+def app_js(name: str) -> str:
+    """A JavaScript function of app.py's, read from its source (no model loaded)."""
+    tree = ast.parse((ROOT / "app.py").read_text())
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and getattr(node.targets[0], "id", None) == name:
+            return ast.literal_eval(node.value)
+    raise KeyError(name)
+
+
+def verdict_text(page) -> str:
+    return page.locator("#verdict").inner_text().strip()
+
+
+def names_only(text: str, decided: str) -> None:
+    """Nothing on screen names the class that was not decided."""
+    other = {"NORMAL": "PNEUMONIA", "PNEUMONIA": "NORMAL"}[decided]
+    assert decided in text
+    assert other not in text.replace("P(PNEUMONIA)", ""), text
+
+
+def no_horizontal_scroll(page) -> None:
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1")
+
+
+def overlaps(a: dict, b: dict) -> bool:
+    return not (a["x"] + a["width"] <= b["x"] or b["x"] + b["width"] <= a["x"] or
+                a["y"] + a["height"] <= b["y"] or b["y"] + b["height"] <= a["y"])
 
 
 CAPTIONS = ["Child, NORMAL", "Child, NORMAL", "Child, bacterial pneumonia", "Child, bacterial pneumonia",
@@ -45,9 +71,10 @@ CAPTIONS = ["Child, NORMAL", "Child, NORMAL", "Child, bacterial pneumonia", "Chi
 
 @pytest.mark.parametrize("width, height, name", [(1280, 900, "laptop"), (390, 844, "phone")])
 def test_click_an_example_thumbnail_and_read_the_answer(browser, app_url, width, height, name):
-    """A laptop and a phone: the page opens ready for an upload, the examples
-    are captioned thumbnails, and after each click the answer is on screen,
-    its label and decision line naming the same class."""
+    """A laptop and a phone: the page opens ready for an upload, every example
+    thumbnail is visible without scrolling sideways, and after each click the
+    answer is on screen, read one way: the decision, and P(PNEUMONIA) on one
+    gauge against the threshold that decided it."""
     ARTIFACTS.mkdir(exist_ok=True)
     page = browser.new_page(viewport={"width": width, "height": height})
     page.goto(app_url)
@@ -59,34 +86,104 @@ def test_click_an_example_thumbnail_and_read_the_answer(browser, app_url, width,
     # Every thumbnail loads (waited for: on a busy machine the last ones arrive after the first).
     page.wait_for_function("() => [...document.querySelectorAll('#examples img')]"
                            ".every(e => e.complete && e.naturalWidth > 0)", timeout=30_000)
-    assert [thumbs.nth(i).get_attribute("alt") for i in range(8)] == CAPTIONS
-    assert "Child, bacterial pneumonia" in page.locator("#examples").inner_text()
+    assert [thumbs.nth(i).get_attribute("alt") for i in range(8)][:len(CAPTIONS)] == CAPTIONS
     page.wait_for_timeout(800)
+    no_horizontal_scroll(page)
+    gallery = page.locator("#examples").bounding_box()
+    for i in range(8):   # each thumbnail wholly inside the page's width and inside the gallery
+        b = thumbs.nth(i).bounding_box()
+        assert b["x"] >= 0 and b["x"] + b["width"] <= width + 1, (name, i)
+        assert gallery["y"] <= b["y"] and b["y"] + b["height"] <= gallery["y"] + gallery["height"] + 1, (name, i)
     # Nothing answered before the user asks, and the page stays at the top.
-    assert page.locator("#label h2").count() == 0 and page.locator("#decision").inner_text().strip() == ""
+    assert verdict_text(page) == "" and page.locator("#overlay img").count() == 0
     assert page.evaluate("window.scrollY") == 0
-    page.screenshot(path=str(ARTIFACTS / f"app_{name}_start.png"))
+    page.screenshot(path=str(ARTIFACTS / f"app_{name}_start.png"), full_page=True)
     thumbs.nth(2).click()
-    page.locator("#decision").get_by_text("Decision: PNEUMONIA").wait_for(timeout=30_000)
+    page.locator("#decision-line").wait_for(timeout=30_000)
     page.wait_for_timeout(800)  # the phone layout scrolls the answer into view
-    assert in_view(page, "#label")
-    assert headline(page) == "PNEUMONIA"
-    page.screenshot(path=str(ARTIFACTS / f"app_{name}_answer.png"))
-    # An adult X-ray (its head's threshold is 0.31): the notice stands above the
-    # answer, and the label names the class the decision line names.
+    assert in_view(page, "#verdict")
+    names_only(verdict_text(page), "PNEUMONIA")
+    assert not page.locator("#label").is_visible()     # the two-bar label is for programs only
+    # The overlay: shown large, nothing of ours on top of it.
+    img = page.locator("#overlay img").bounding_box()
+    assert img["width"] >= min(300, width - 60)
+    for other in page.locator("#answer button, #answer label, #answer .label-wrap").all():
+        holds = other.evaluate("e => e.contains(document.querySelector('#overlay img'))")
+        if other.is_visible() and not holds:
+            assert not overlaps(other.bounding_box(), img), other.evaluate("e => e.outerHTML.slice(0, 200)")
+    assert page.locator("#heat-scale").is_visible()
+    page.screenshot(path=str(ARTIFACTS / f"app_{name}_answer.png"), full_page=True)
+    # An adult X-ray answered between its head's threshold (0.31) and 50%: the
+    # notice stands above the answer, and only the decided class is named.
     page.evaluate("window.scrollTo(0, 0)")
     page.locator("#examples img").nth(6).click()
     notice = page.locator("#notice")
     notice.get_by_text("This looks like an adult's X-ray").wait_for(timeout=30_000)
     page.wait_for_timeout(800)
-    assert in_view(page, "#notice") and in_view(page, "#label")
-    box, label = notice.bounding_box(), page.locator("#label").bounding_box()
-    assert box["y"] + box["height"] <= label["y"] + 1
-    decided = page.locator("#decision").inner_text().split("Decision: ")[1].split(":")[0].strip()
-    assert headline(page) == decided
-    if name == "laptop":  # the whole overlay in view, notice and all
-        assert fully_in_view(page, "#overlay img")
-    page.screenshot(path=str(ARTIFACTS / f"app_{name}_adult.png"))
+    assert in_view(page, "#notice") and in_view(page, "#verdict")
+    box, verdict = notice.bounding_box(), page.locator("#verdict").bounding_box()
+    assert box["y"] + box["height"] <= verdict["y"] + 1
+    text = verdict_text(page)
+    decided = "PNEUMONIA" if "the answer is PNEUMONIA" in text else "NORMAL"
+    names_only(text, decided)
+    no_horizontal_scroll(page)
+    page.screenshot(path=str(ARTIFACTS / f"app_{name}_adult.png"), full_page=True)
+    page.close()
+
+
+@pytest.mark.parametrize("p, t, by", [
+    (0.05, 0.712, "children's head"), (0.60, 0.712, "children's head"), (0.712, 0.712, "children's head"),
+    (0.95, 0.712, "children's head"), (0.20, 0.312, "adult head"), (0.35, 0.312, "adult head"),
+    (0.312, 0.312, "adult head"), (0.80, 0.312, "adult head")])
+def test_the_answer_reads_one_way_on_both_sides_of_both_thresholds(browser, app_url, p, t, by):
+    """The page's own answer function, on answers below, at and above each head's
+    threshold, and between a threshold and 50%: the decision heads it, the
+    gauge's fill is P(PNEUMONIA) with the threshold marked, and the other class
+    is never named."""
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    page.goto(app_url)
+    page.get_by_role("button", name="Analyze").wait_for(timeout=60_000)
+    decided = "PNEUMONIA" if p >= t else "NORMAL"
+    d = {"answered": True, "refusal": None, "decision": decided, "probability_pneumonia": p, "threshold": t,
+         "answered_by": by, "heatmap_class": decided}
+    page.locator("#verdict").wait_for(state="attached", timeout=30_000)
+    html = page.evaluate(f"({app_js('ANSWER_JS')})({json.dumps(d)})")
+    page.evaluate("h => { document.querySelector('#verdict').innerHTML = h; }", html)
+    text = verdict_text(page)
+    assert text.startswith(decided)
+    names_only(text, decided)
+    fill = page.locator("#verdict .fill").evaluate("e => e.style.width")
+    mark = page.locator("#verdict .mark").evaluate("e => e.style.left")
+    assert float(fill.rstrip("%")) == pytest.approx(100 * p, abs=0.06)
+    assert float(mark.rstrip("%")) == pytest.approx(100 * t, abs=0.06)
+    page.close()
+
+
+def test_nothing_of_an_answer_stays_after_a_refused_file(browser, app_url, tmp_path):
+    """A good X-ray, then a file that is no image (text named .png, which the
+    browser lets through): every output of the first answer (notice, decision,
+    gauge, overlay, JSON) is gone, the refusal says why, and the upload box
+    shows no broken picture."""
+    junk = tmp_path / "scan.png"
+    junk.write_text("not an x-ray")
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    page.goto(app_url)
+    page.get_by_role("button", name="Analyze").wait_for(timeout=60_000)
+    page.locator("#examples img").nth(6).click()                # an adult: notice, decision, overlay
+    page.locator("#notice").get_by_text("This looks like an adult's X-ray").wait_for(timeout=30_000)
+    page.locator("#overlay img").wait_for(timeout=30_000)
+    page.locator("#upload input[type=file]").set_input_files(str(junk))   # answered on upload
+    page.locator("#verdict").get_by_text("Not answered").wait_for(timeout=30_000)
+    page.wait_for_timeout(800)
+    text = verdict_text(page)
+    assert "not an image" in text and "PNEUMONIA" not in text and "NORMAL" not in text
+    assert page.locator("#notice").inner_text().strip() == ""
+    assert not page.locator("#overlay img").is_visible()
+    page.get_by_text("For programs (JSON)").click()
+    shown = page.locator("#answer").inner_text()
+    assert "not_an_image" in shown and "adult head" not in shown and "PNEUMONIA" not in shown
+    assert page.locator("#upload img").count() == 0                 # no broken picture left
+    page.screenshot(path=str(ARTIFACTS / "app_refused.png"), full_page=True)
     page.close()
 
 

@@ -1,6 +1,6 @@
 """The JavaScript client (@gradio/client, as an embedding page calls the app)
-against the real app: a label, an overlay and the JSON; a clear message for a
-non-image. Needs Node and `npm ci --prefix tests/js` (scripts/test.sh runs it)."""
+against the real app: a label, an overlay and the JSON; a refusal in the same
+shape as for Python programs for a non-image. Needs Node and `npm ci --prefix tests/js` (scripts/test.sh runs it)."""
 import json
 import shutil
 import subprocess
@@ -28,6 +28,8 @@ def test_js_client_gets_the_answer_and_the_message(app_url, tmp_path):
     assert child["ok"] and child["label"] == "PNEUMONIA" and child["details"]["decision"] == "PNEUMONIA"
     assert child["overlay_url"].endswith(".jpg")
     assert len(child["details"]["lungs"]["outline"]) == 2 and len(child["details"]["heatmap"]["grid"]) == 7
-    assert not bad["ok"] and bad["message"].startswith("This file is not an image we can read")
+    assert bad["ok"] and bad["label"] is None and bad["overlay_url"] is None
+    assert bad["details"]["answered"] is False and bad["details"]["refusal"]["reason"] == "not_an_image"
+    assert bad["details"]["refusal"]["message"].startswith("This file is not an image we can read")
     assert adult["ok"] and adult["details"]["looks_adult"] is True
     assert adult["label"] == adult["details"]["decision"]

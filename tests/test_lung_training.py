@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from conftest import DATA, ROOT
 
-from pneumonia.train.lung_training import split
+from pneumonia.train.lung_pairs import split
 
 
 def make_mask_set(root, n_per=(6, 2, 4, 4), seed=0):

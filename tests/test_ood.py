@@ -59,6 +59,6 @@ def test_shipped_guard_accepts_xrays_and_noise_is_refused_before_it(shipped, shi
     strict = dataclasses.replace(predictor.guard, threshold=0.0)
     refusing = Predictor(predictor.forward, predictor.head, predictor.config, guard=strict, reader=predictor.reader)
     refused = refusing.analyze(xrays[0])
-    assert refused["is_chest_xray"] is False and refused["verdict"] == ood.VERDICT
+    assert refused["is_chest_xray"] is False and refused["refusal"] == {"reason": "not_chest_xray", "message": ood.VERDICT}
     assert refused["decision"] is None and refused["overlay"] is None
     assert refused["ood_score"] > refused["ood_threshold"] and refused["lungs"]["area_fraction"] > 0.1

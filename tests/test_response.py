@@ -44,7 +44,7 @@ def test_label_names_the_class_decided_at_the_threshold_of_the_head_that_answere
         result = predictor_answering(shipped_served, p, adult).analyze_array(grey)
         head, overlay, details = respond(result, tmp_path)
         q = details["probability_pneumonia"]
-        assert details["answered_by"] == ("adult head" if adult else "children's model")
+        assert details["answered_by"] == ("adult head" if adult else "children's head")
         assert details["threshold"] == pytest.approx(threshold)
         expected = "PNEUMONIA" if q >= threshold else "NORMAL"
         assert head["label"] == details["decision"] == details["heatmap_class"] == expected, (p, q)
@@ -56,10 +56,21 @@ def test_label_names_the_class_decided_at_the_threshold_of_the_head_that_answere
     assert between  # some answers lay between 0.5 and the threshold: the case that used to split
 
 
-def test_a_refused_image_has_no_label_and_no_overlay(tmp_path):
-    head, overlay, details = respond({"verdict": "This does not look like a chest X-ray", "decision": None,
-                                      "probabilities": None, "overlay": None}, tmp_path)
-    assert head is None and overlay is None and details["verdict"]
+def test_every_refusal_has_one_shape(tmp_path):
+    """The guard's refusal and an image refused before the networks ran reach a
+    program the same way: no label, no overlay, the same keys, `refusal` saying why."""
+    from pneumonia.pixels import ImageError
+    from pneumonia.serve.predictor import NoLungsError
+    from pneumonia.serve.response import FIELDS, refuse
+    guard = respond({"refusal": {"reason": "not_chest_xray", "message": "This does not look like a chest X-ray"},
+                     "decision": None, "probabilities": None, "overlay": None, "model_version": "v"}, tmp_path)
+    shapes = [guard, refuse(NoLungsError(), "v"), refuse(ImageError("too small", "too_small"), "v")]
+    for head, overlay, details in shapes:
+        assert head is None and overlay is None
+        assert tuple(details) == FIELDS and details["answered"] is False
+        assert details["refusal"]["reason"] and details["refusal"]["message"]
+        assert details["decision"] is None and details["probability_pneumonia"] is None
+    assert [d["refusal"]["reason"] for _, _, d in shapes] == ["not_chest_xray", "no_lungs", "too_small"]
     assert label({"decision": None}) is None
 
 
@@ -73,9 +84,10 @@ def test_identical_answers_get_files_of_their_own(shipped_served, tmp_path):
     assert all(np.array_equal(images[0], im) for im in images[1:])
 
 
-def test_overlay_colours_only_what_the_model_read(shipped_served):
-    """Outside what the model read (the box for crop+blur, the dilated lungs in
-    it for crop+mask) the overlay is the X-ray as uploaded."""
+def test_overlay_colours_only_what_the_model_read_inside_its_white_line(shipped_served):
+    """Outside what the model reads sharply (the dilated lungs in their box) the
+    overlay is the X-ray as uploaded; the white line is that region's edge, so
+    no colour lies outside the line users see."""
     predictor = shipped_served.predictor
     grey = load_image(EXAMPLES / "PNEUMONIA-bacterial_person101_bacteria_484.jpeg")
     grey = cv2.resize(grey, (700, 600))
@@ -84,21 +96,21 @@ def test_overlay_colours_only_what_the_model_read(shipped_served):
     from pneumonia.serve.lung_view import mask_to_image
     _, boxes, lungs, _ = predictor.reader.read(canonical(grey)[None])
     seen = mask_to_image(predictor.reader.seen(lungs[0], boxes[0]), grey.shape)
-    outline = mask_to_image(lungs[0].mask, grey.shape)
     overlay = result["overlay"].astype(int)
     plain = np.repeat(grey[:, :, None], 3, axis=2).astype(int)
-    # Away from the white outline (drawn a few pixels wide), unseen pixels are untouched...
-    near_outline = cv2.dilate(outline.astype(np.uint8), np.ones((9, 9), np.uint8)) > 0
-    unseen = ~seen & ~near_outline
+    near_line = cv2.dilate(seen.astype(np.uint8), np.ones((9, 9), np.uint8)) > 0
+    near_line &= cv2.erode(seen.astype(np.uint8), np.ones((9, 9), np.uint8)) == 0
+    unseen = ~seen & ~near_line
     assert unseen.mean() > 0.1
-    assert np.array_equal(overlay[unseen], plain[unseen])
-    # ...while what the model read is coloured; for crop+mask not the box beyond the mask.
-    assert np.abs(overlay[seen & ~near_outline] - plain[seen & ~near_outline]).mean() > 5
+    assert np.array_equal(overlay[unseen], plain[unseen])     # no colour outside the line
+    assert np.abs(overlay[seen & ~near_line] - plain[seen & ~near_line]).mean() > 5   # colour inside it
+    white = (overlay == 255).all(axis=2) & ~(plain == 255).all(axis=2)
+    assert white.sum() > 100 and near_line[white].mean() > 0.95   # the white line is the region's edge
+    # The region is the lungs grown a little, inside their box: not the whole box.
     box = boxes[0].region(grey.shape[1], grey.shape[0])
-    if predictor.reader.variant == "crop+mask":
-        assert (box & unseen).mean() > 0.05
-    else:
-        assert np.mean(seen != box) < 0.01   # the same region, up to rounding at its edge
+    assert (box & ~seen).mean() > 0.05 and not (seen & ~box).any()
+    outline = result["lungs"]["read_outline"]
+    assert len(outline) == 2   # the JSON carries the same line, for programs that draw it
 
 
 def test_json_carries_the_map_and_the_lung_outline_in_image_pixels(shipped_served):

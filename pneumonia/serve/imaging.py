@@ -36,7 +36,7 @@ def _open(data: bytes) -> Image.Image:
     except UnidentifiedImageError:
         raise ImageError(
             "This file is not an image we can read. Upload a JPEG, PNG, BMP, "
-            "TIFF, WebP or DICOM chest X-ray."
+            "TIFF, WebP or DICOM chest X-ray.", "not_an_image"
         ) from None
     except OSError as e:
         raise ImageError(f"The image could not be opened ({e}).") from None
@@ -81,7 +81,7 @@ def load_image(source: str | Path | bytes) -> np.ndarray:
     read (< 64 px a side) and decompression bombs (> 50 megapixels).
     """
     if source is None or (isinstance(source, (bytes, str)) and len(source) == 0):
-        raise ImageError("No image was given: upload a chest X-ray first.")
+        raise ImageError("No image was given: upload a chest X-ray first.", "no_image")
     data = _read_bytes(source)
     if is_dicom(data):
         return load_dicom(data)

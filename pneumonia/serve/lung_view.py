@@ -183,10 +183,11 @@ class LungReader:
 
     def seen(self, lungs: Lungs | None, box: Box) -> np.ndarray:
         """(224, 224) bool: the part of the canonical image the classifier reads
-        (the dilated lungs inside their box for "crop+mask", the box for "crop",
-        everything for "full")."""
+        sharply (the dilated lungs inside their box for "crop+mask" and
+        "crop+blur", whose outside is black or blurred; the box for "crop";
+        everything for "full"). The overlay colours it and outlines it."""
         seen = box.region(IMAGE_SIZE, IMAGE_SIZE)
-        if self.variant == "crop+mask" and lungs is not None and lungs.found:
+        if self.variant in ("crop+mask", "crop+blur") and lungs is not None and lungs.found:
             seen &= dilate(lungs.mask, self.dilation)
         return seen
 

@@ -24,6 +24,9 @@ Forward = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
 class NoLungsError(ImageError):
     """No plausible pair of lungs: the image is refused like any unreadable input."""
 
+    def __init__(self, message: str = NO_LUNGS + "."):
+        super().__init__(message, "no_lungs")
+
 
 class Predictor:
     """Wraps a loaded model folder: `analyze(file)` -> plain values for the UI/API.
@@ -60,7 +63,7 @@ class Predictor:
             threshold = self.population.gate.threshold
             if self.population.blend:
                 by, why = ANSWERED_BY["blend"], (f"the two heads weighted by P(adult) = {p_adult:.1%}: "
-                                                 f"{p_adult:.1%} adult head, {1 - p_adult:.1%} children's model")
+                                                 f"{p_adult:.1%} adult head, {1 - p_adult:.1%} children's head")
             else:
                 by = ANSWERED_BY["adult" if adult else "children"]
                 why = f"P(adult) = {p_adult:.1%} is {'above' if adult else 'at or below'} {threshold:.1%}"
@@ -78,7 +81,7 @@ class Predictor:
         """
         views, boxes, lungs, found = self.reader.read(canonical(grey)[None])
         if not found[0]:
-            raise NoLungsError(NO_LUNGS + ".")
+            raise NoLungsError()
         activations, pooled = self.forward(grey_to_rgb(views))
         h, w = grey.shape[:2]
         lung, box = lungs[0], boxes[0]
@@ -87,11 +90,14 @@ class Predictor:
         lung_info = None if lung is None else {
             "view": self.reader.variant, "box": box.as_dict(w, h),
             "area_pixels": int(round(lung.mask.mean() * h * w)), "area_fraction": float(lung.mask.mean()),
-            "outline": outline_polygons(lung.mask, (h, w))}
+            "outline": outline_polygons(lung.mask, (h, w)),
+            # What the classifier reads sharply (the lungs grown by the view's
+            # dilation): the overlay's colour and white line.
+            "read_outline": outline_polygons(self.reader.seen(lung, box), (h, w))}
         who = self._who(pooled)
         if not who.get("is_chest_xray", True):
-            return {"verdict": VERDICT, **who, "probabilities": None, "probability_pneumonia": None,
-                    "threshold": self.threshold, "decision": None, "heatmap_class": None,
+            return {"refusal": {"reason": "not_chest_xray", "message": VERDICT}, **who, "probabilities": None,
+                    "probability_pneumonia": None, "threshold": None, "decision": None, "heatmap_class": None,
                     "lungs": lung_info, "heatmap": None, "model_version": self.version, "overlay": None}
         probs, thresholds, _, weights = answer(pooled, self.head, self.population)
         p, threshold = float(probs[0]), float(thresholds[0])
@@ -99,6 +105,7 @@ class Predictor:
         explained = decided if target == PREDICTED else target
         cam = linear_cam(activations, weights[0], np.array([explained == 1]))[0]
         return {
+            "refusal": None,
             **who,
             "probabilities": {self.classes[0]: 1.0 - p, self.classes[1]: p},
             "probability_pneumonia": p,
@@ -115,12 +122,12 @@ class Predictor:
 
     def _overlay(self, grey: np.ndarray, cam: np.ndarray, lung, box) -> np.ndarray:
         """The map over the X-ray at display size, coloured only where the
-        classifier could see, with the lungs' outline."""
+        classifier reads, and that region outlined: the white line and the
+        colour's edge are one line, so no colour falls outside it."""
         shown = for_display(grey)
         shape = shown.shape[:2]
         seen = mask_to_image(self.reader.seen(lung, box), shape)
-        outline = mask_to_image(lung.mask, shape) if lung is not None else None
-        return overlay(shown, to_image(cam, box, shape), outline, seen)
+        return overlay(shown, to_image(cam, box, shape), seen if lung is not None else None, seen)
 
     def analyze(self, source: str | Path | bytes, target: int = PREDICTED) -> dict:
         """Read and validate an image file, then `analyze_array`. Raises ImageError."""

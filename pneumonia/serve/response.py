@@ -3,14 +3,25 @@
 The label's headline is the class decided at the operating threshold of the
 head that answered, never simply the larger probability: with thresholds
 away from 0.5 the two differ, and a page that showed both would contradict
-itself. Plain values in the shapes Gradio's Label and File data take, so the
-app returns them as they are.
+itself. A refusal (no image, not an image, too small, no lungs, not a chest
+X-ray) has one shape whatever refused it: no label, no overlay, and details
+with the same keys as an answer, `answered` false and `refusal` saying why.
+Plain values in the shapes Gradio's Label and File data take, so the app
+returns them as they are.
 """
 from __future__ import annotations
 
 from pathlib import Path
 
+from pneumonia.pixels import ImageError
 from pneumonia.serve.heatmap import save_jpeg
+
+# Every response's details hold these keys, answered or refused (None where
+# they do not apply), documented in docs/api.md and docs/details.schema.json.
+FIELDS = ("answered", "refusal", "decision", "probability_pneumonia", "threshold", "answered_by", "routing",
+          "looks_adult", "adult_probability", "adult_threshold", "population_notice", "is_chest_xray",
+          "ood_score", "ood_threshold", "heatmap_class", "heatmap", "lungs", "model_version")
+NOT_DETAILS = ("overlay", "probabilities")
 
 
 def label(result: dict) -> dict | None:
@@ -22,6 +33,14 @@ def label(result: dict) -> dict | None:
             "confidences": [{"label": c, "confidence": p} for c, p in result["probabilities"].items()]}
 
 
+def details(result: dict) -> dict:
+    """The JSON for programs: FIELDS in order, then any further keys of `result`."""
+    out = {k: result.get(k) for k in FIELDS}
+    out["answered"] = result.get("decision") is not None
+    out.update({k: v for k, v in result.items() if k not in out and k not in NOT_DETAILS})
+    return out
+
+
 def file_data(path: str) -> dict:
     """A file the app wrote, as Gradio's FileData."""
     return {"path": path, "orig_name": Path(path).name, "meta": {"_type": "gradio.FileData"}}
@@ -30,6 +49,12 @@ def file_data(path: str) -> dict:
 def respond(result: dict, folder: str | Path) -> tuple[dict | None, dict | None, dict]:
     """A `Predictor.analyze` result -> (label, overlay file written to `folder`,
     JSON details)."""
-    details = {k: v for k, v in result.items() if k not in ("overlay", "probabilities")}
     overlay = None if result.get("overlay") is None else file_data(save_jpeg(result["overlay"], folder))
-    return label(result), overlay, details
+    return label(result), overlay, details(result)
+
+
+def refuse(error: ImageError, model_version: str) -> tuple[None, None, dict]:
+    """An image refused before an answer, in the same shape as the guard's refusal."""
+    reason = getattr(error, "reason", "unreadable")
+    return None, None, details({"refusal": {"reason": reason, "message": str(error)},
+                                "model_version": model_version})

@@ -10,7 +10,8 @@ import numpy as np
 from pneumonia import calibration
 
 POPULATION_FILE = "population.npz"
-ANSWERED_BY = {"children": "children's model", "adult": "adult head", "blend": "both heads, blended"}
+# details["answered_by"]: one scheme, a head named by who it was fitted for.
+ANSWERED_BY = {"children": "children's head", "adult": "adult head", "blend": "both heads, blended"}
 
 
 @dataclass

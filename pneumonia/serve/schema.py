@@ -1,0 +1,64 @@
+"""The JSON schema of `details`, the answer for programs: field by field.
+
+The app gives it to Gradio as the details output's API type (the API page and
+`client.view_api()` show it), docs/details.schema.json holds the same schema
+(tests check both, and validate real answers and refusals against it).
+"""
+from __future__ import annotations
+
+from pneumonia.pixels import REASONS
+
+
+def _nullable(schema: dict, description: str) -> dict:
+    # anyOf rather than a type list: gradio_client's type reader takes only anyOf.
+    return {"anyOf": [schema, {"type": "null"}], "description": description}
+
+
+_NUMBER, _STRING, _BOOL = {"type": "number"}, {"type": "string"}, {"type": "boolean"}
+_BOX = {"type": "object", "description": "pixels of the uploaded image, x1 and y1 exclusive",
+        "properties": {k: {"type": "integer"} for k in ("x0", "y0", "x1", "y1")}}
+_POLYGONS = {"type": "array", "items": {"type": "array", "items": {"type": "array", "items": {"type": "integer"}}}}
+
+DETAILS_SCHEMA = {
+    "$schema": "https://json-schema.org/draft/2020-12/schema",
+    "title": "details",
+    "description": "One answer or one refusal; every key is always present (null where it does not apply).",
+    "type": "object",
+    "required": ["answered", "refusal", "decision", "probability_pneumonia", "threshold", "model_version"],
+    "properties": {
+        "answered": {**_BOOL, "description": "true: a decision was made; false: the image was refused"},
+        "refusal": _nullable({"type": "object", "required": ["reason", "message"], "properties": {
+            "reason": {"type": "string", "enum": list(REASONS)},
+            "message": {"type": "string", "description": "what the page shows, in words"}}},
+            "why the image got no answer (null when answered)"),
+        "decision": _nullable({"type": "string", "enum": ["NORMAL", "PNEUMONIA"]},
+                              "the class decided at `threshold`; the label output's headline"),
+        "probability_pneumonia": _nullable(_NUMBER, "calibrated P(PNEUMONIA) of the head that answered"),
+        "threshold": _nullable(_NUMBER, "the operating threshold of the head that answered"),
+        "answered_by": _nullable({"type": "string", "enum": ["children's head", "adult head",
+                                                             "both heads, blended"]}, "which head answered"),
+        "routing": _nullable(_STRING, "why that head answered, in words"),
+        "looks_adult": _nullable(_BOOL, "adult_probability is above adult_threshold"),
+        "adult_probability": _nullable(_NUMBER, "P(adult) from the population score"),
+        "adult_threshold": _nullable(_NUMBER, "the P(adult) above which the adult head answers"),
+        "population_notice": _nullable(_STRING, "the notice the page shows above an adult's answer"),
+        "is_chest_xray": _nullable(_BOOL, "the guard's verdict (null when refused before it ran)"),
+        "ood_score": _nullable(_NUMBER, "the guard's out-of-distribution score"),
+        "ood_threshold": _nullable(_NUMBER, "scores above this are refused"),
+        "heatmap_class": _nullable({"type": "string", "enum": ["NORMAL", "PNEUMONIA"]},
+                                   "the class the Grad-CAM map explains"),
+        "heatmap": _nullable({"type": "object", "properties": {
+            "grid": {"type": "array", "items": {"type": "array", "items": {"type": "number"}},
+                     "description": "7x7 Grad-CAM cells in [0, 1], row 0 at the top"},
+            "box": _BOX}}, "the map, laid over `box`"),
+        "lungs": _nullable({"type": "object", "properties": {
+            "view": {**_STRING, "description": "what the classifier reads (pneumonia.serve.lung_view)"},
+            "box": _BOX,
+            "area_pixels": {"type": "integer"}, "area_fraction": _NUMBER,
+            "outline": {**_POLYGONS, "description": "each lung's contour, [x, y] pixels, the image's left first"},
+            "read_outline": {**_POLYGONS, "description": "what the classifier reads sharply: the page's "
+                                                         "white line and the edge of its colour"}}},
+            "the lung fields found"),
+        "model_version": {**_STRING, "description": "the model revision that answered"},
+    },
+}
