@@ -6,6 +6,7 @@ UI only: the model, the image checks and Grad-CAM live in `pneumonia/`.
 """
 from __future__ import annotations
 
+import json
 import logging
 import os
 import time
@@ -40,14 +41,13 @@ log.info("serving %s, revision %s", model.origin, model.revision)
 # The training population's X-rays first, then the adults that show the population notice.
 EXAMPLES = sorted((str(p) for p in (cfg.ROOT / "examples").iterdir() if p.suffix.lower() in {".jpeg", ".jpg", ".png"}),
                   key=lambda p: (os.path.basename(p).startswith("ADULT"), p))
-# A file name's first part -> what a newcomer reads under its thumbnail (and its alt text).
-CAPTIONS = {"NORMAL": "Child, NORMAL", "PNEUMONIA-bacterial": "Child, bacterial pneumonia",
-            "PNEUMONIA-viral": "Child, viral pneumonia", "ADULT-NIH-no-finding": "Adult, no finding",
-            "ADULT-NIH-pneumonia": "Adult, pneumonia"}
+# What a newcomer reads under each thumbnail (and its alt text): the truth, and
+# where the served model answers otherwise, that too (scripts/pick_examples.py).
+CAPTIONS = json.loads((cfg.ROOT / "examples" / "captions.json").read_text())
 
 
 def caption(path: str) -> str:
-    return CAPTIONS.get(os.path.basename(path).split("_")[0], Path(path).stem)
+    return CAPTIONS.get(os.path.basename(path), {}).get("caption", Path(path).stem)
 
 
 stats = {"requests": 0, "errors": 0}
@@ -153,6 +153,7 @@ CSS = """
 #verdict .refused .headline { font-size: 1.5em; }
 #heat-scale .bar { height: 10px; border-radius: 5px;
   background: linear-gradient(to right, #00007f, #0000ff, #007fff, #00ffff, #7fff7f, #ffff00, #ff7f00, #ff0000, #7f0000); }
+#examples, #examples .gallery-container { height: auto !important; min-height: 0 !important; }
 #examples .grid-wrap { max-height: none !important; height: auto !important; overflow: visible !important; }
 #examples .caption-label { white-space: normal; text-overflow: clip; line-height: 1.15; }
 #overlay img { width: 100%; height: 100%; object-fit: contain; }

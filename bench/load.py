@@ -70,7 +70,7 @@ def run_load(model: str, app: str, mode: str, clients: int, requests: int, secon
     url = f"http://127.0.0.1:{port}/"
     images = sorted(str(p) for p in (ROOT / "tests" / "data" / "xray" / "test").glob("*/*.jpeg"))
     if mode == "identical":
-        images = [str(ROOT / "examples" / "PNEUMONIA-viral_person1_virus_12.jpeg")]
+        images = [str(ROOT / "examples" / "PNEUMONIA-viral_person10_virus_35.jpeg")]
     try:
         wait_for_http(url, proc)
         warm = Client(url, verbose=False, ssl_verify=False)  # local http: skip TLS set-up per request

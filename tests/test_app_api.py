@@ -12,9 +12,9 @@ def client(app_url):
 
 
 @pytest.mark.parametrize("name, expected", [
-    ("NORMAL_NORMAL2-IM-0300-0001.jpeg", "NORMAL"),
-    ("PNEUMONIA-bacterial_person101_bacteria_484.jpeg", "PNEUMONIA"),
-    ("PNEUMONIA-viral_person1_virus_12.jpeg", "PNEUMONIA"),
+    ("NORMAL_IM-0001-0001.jpeg", "NORMAL"),
+    ("PNEUMONIA-bacterial_person100_bacteria_475.jpeg", "PNEUMONIA"),
+    ("PNEUMONIA-viral_person10_virus_35.jpeg", "PNEUMONIA"),
 ])
 def test_predict_labels_bundled_examples(client, name, expected):
     label, overlay_path, details = client.predict(handle_file(str(EXAMPLES / name)), api_name="/predict")
@@ -66,7 +66,7 @@ def test_identical_concurrent_requests_all_succeed(client, app_url):
     With overlays named by a hash of their bytes and rewritten per request,
     about 1 in 100 of these downloads came back truncated or empty."""
     from concurrent.futures import ThreadPoolExecutor
-    image = str(EXAMPLES / "PNEUMONIA-viral_person1_virus_12.jpeg")
+    image = str(EXAMPLES / "PNEUMONIA-viral_person10_virus_35.jpeg")
 
     def run(_):
         c = Client(app_url, verbose=False, ssl_verify=False)
@@ -85,7 +85,7 @@ def test_identical_concurrent_requests_all_succeed(client, app_url):
 
 
 def test_overlay_has_the_uploaded_resolution(client, tmp_path):
-    big = Image.open(EXAMPLES / "NORMAL_NORMAL2-IM-0380-0001.jpeg").convert("L").resize((640, 512))
+    big = Image.open(EXAMPLES / "NORMAL_IM-0003-0001.jpeg").convert("L").resize((640, 512))
     path = tmp_path / "large.png"
     big.save(path)
     _, overlay_path, details = client.predict(handle_file(str(path)), api_name="/predict")
@@ -125,7 +125,7 @@ def test_every_refusal_reaches_a_program_in_one_shape(client, tmp_path):
         assert r["reason"] == reason and message in r["message"], r
         keys = keys or list(details)
         assert list(details) == keys
-    _, _, details = client.predict(handle_file(str(EXAMPLES / "PNEUMONIA-viral_person21_virus_52.jpeg")),
+    _, _, details = client.predict(handle_file(str(EXAMPLES / "PNEUMONIA-viral_person11_virus_38.jpeg")),
                                    api_name="/predict")
     jsonschema.validate(details, DETAILS_SCHEMA)
     assert details["decision"] == "PNEUMONIA" and details["answered"] is True and details["refusal"] is None
@@ -147,7 +147,7 @@ def test_oversized_upload_is_refused_cleanly(client, tmp_path):
     big.write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(26 * 1024 * 1024))  # over the 25 MB limit
     with pytest.raises(Exception, match="(?i)size|large|413"):
         client.predict(handle_file(str(big)), api_name="/predict")
-    _, _, details = client.predict(handle_file(str(EXAMPLES / "NORMAL_NORMAL2-IM-0380-0001.jpeg")),
+    _, _, details = client.predict(handle_file(str(EXAMPLES / "NORMAL_IM-0003-0001.jpeg")),
                                    api_name="/predict")
     assert details["is_chest_xray"] is True
 
@@ -156,7 +156,7 @@ def test_dicom_through_the_api(client, tmp_path):
     from test_dicom import make_dicom
 
     from pneumonia.serve.imaging import load_image
-    grey = load_image(EXAMPLES / "PNEUMONIA-bacterial_person85_bacteria_424.jpeg")
+    grey = load_image(EXAMPLES / "PNEUMONIA-bacterial_person101_bacteria_483.jpeg")
     path = tmp_path / "xray.dcm"
     path.write_bytes(make_dicom(grey.astype(np.uint16) * 16, 12, photometric="MONOCHROME2"))
     _, overlay_path, details = client.predict(handle_file(str(path)), api_name="/predict")
@@ -165,7 +165,7 @@ def test_dicom_through_the_api(client, tmp_path):
 
 
 def test_json_carries_the_lungs_box_and_area(client, tmp_path):
-    grey = Image.open(EXAMPLES / "PNEUMONIA-viral_person1_virus_12.jpeg").convert("L").resize((900, 700))
+    grey = Image.open(EXAMPLES / "PNEUMONIA-viral_person10_virus_35.jpeg").convert("L").resize((900, 700))
     path = tmp_path / "wide.png"
     grey.save(path)
     _, overlay_path, details = client.predict(handle_file(str(path)), api_name="/predict")
@@ -193,7 +193,7 @@ ADULT = "ADULT-NIH-no-finding_nih_00001305_001.png"
 
 
 def test_adult_xray_is_recognised_and_answered_by_the_adult_head_with_a_notice(client):
-    _, _, child = client.predict(handle_file(str(EXAMPLES / "NORMAL_NORMAL2-IM-0300-0001.jpeg")),
+    _, _, child = client.predict(handle_file(str(EXAMPLES / "NORMAL_IM-0001-0001.jpeg")),
                                  api_name="/predict")
     assert child["is_chest_xray"] is True and child["looks_adult"] is False
     assert child["population_notice"] is None and child["answered_by"] in ("children's head", "both heads, blended")
@@ -218,7 +218,7 @@ def test_shapes_no_radiograph_has_get_a_message_naming_the_problem(client, tmp_p
     if size[0] == 30000:
         Image.new("1", size).save(path)  # 109 KB on disk; Pillow calls it a decompression bomb
     else:
-        Image.open(EXAMPLES / "NORMAL_NORMAL2-IM-0300-0001.jpeg").convert("L").resize(size).save(path)
+        Image.open(EXAMPLES / "NORMAL_IM-0001-0001.jpeg").convert("L").resize(size).save(path)
     r = refused(client, handle_file(str(path)))
     assert r["reason"] == reason and re.search(message, r["message"]), r
 
@@ -231,7 +231,7 @@ def test_overload_is_told_to_come_back_and_the_queue_stays_bounded():
     from conftest import start_app
     proc, url = start_app({"PNEUMONIA_QUEUE_SIZE": "1"})
     try:
-        image = handle_file(str(EXAMPLES / "NORMAL_NORMAL2-IM-0300-0001.jpeg"))
+        image = handle_file(str(EXAMPLES / "NORMAL_IM-0001-0001.jpeg"))
 
         def call(_):
             try:
@@ -249,3 +249,28 @@ def test_overload_is_told_to_come_back_and_the_queue_stays_bounded():
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+def test_the_readme_drawing_script_runs_and_draws_what_the_app_draws(app_url, tmp_path):
+    """The README's matplotlib script, run as a script against the app: it saves
+    the X-ray with the smooth map clipped to the white line, and that line."""
+    import re
+    import subprocess
+    import sys
+    from conftest import ROOT
+    readme = (ROOT / "README.md").read_text()
+    script = re.search(r"and saves it:\n\n```python\n(.*?)```", readme, re.S).group(1)
+    script = script.replace("http://127.0.0.1:7860/", app_url).replace('"examples/', f'"{ROOT}/examples/')
+    check = """
+ax = fig.axes[0]
+assert len(ax.images) == 2 and ax.images[1].get_clip_path() is not None
+assert ax.images[1].get_interpolation() == "bicubic"
+assert len(ax.lines) == len(outline) == 2
+print("drawn", details["decision"])
+"""
+    proc = subprocess.run([sys.executable, "-c", script + check], cwd=tmp_path, capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.strip().endswith("drawn PNEUMONIA")
+    drawn = np.asarray(Image.open(tmp_path / "gradcam.png").convert("RGB")).astype(int)
+    assert drawn.shape[0] > 300 and drawn.std() > 20

@@ -10,7 +10,7 @@ from pydicom.uid import ExplicitVRLittleEndian, SecondaryCaptureImageStorage, ge
 
 from pneumonia.serve.imaging import ImageError, load_image, stretch_to_uint8
 
-XRAY = EXAMPLES / "PNEUMONIA-bacterial_person101_bacteria_484.jpeg"
+XRAY = EXAMPLES / "PNEUMONIA-bacterial_person100_bacteria_475.jpeg"
 
 
 @pytest.fixture(scope="module")

@@ -62,7 +62,7 @@ def test_12_bit_jpeg_extended_and_jpeg_2000_decode(name):
 
 @pytest.mark.parametrize("syntax", [RLELossless, JPEG2000Lossless])
 def test_real_xray_compressed_losslessly_reads_as_the_uncompressed_one(syntax):
-    grey = stretch_to_uint8(load_image(EXAMPLES / "PNEUMONIA-bacterial_person101_bacteria_484.jpeg"))
+    grey = stretch_to_uint8(load_image(EXAMPLES / "PNEUMONIA-bacterial_person100_bacteria_475.jpeg"))
     plain = make_dicom(grey.astype(np.uint16) * 16, 12, intercept=-1024.0)
     ds = dcmread(io.BytesIO(plain))
     ds.compress(syntax)

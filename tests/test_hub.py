@@ -128,6 +128,13 @@ def test_falls_back_to_committed_model_fast_when_hub_is_down(tmp_path):
     assert got["seconds"] < 10
 
 
+def test_offline_on_purpose_is_named_as_such(tmp_path):
+    """HF_HUB_OFFLINE=1 with nothing cached: the fallback says offline mode, not an unreachable Hub."""
+    dead = f"http://127.0.0.1:{free_port()}"
+    got = load_via_app_loader({**env_for(dead, tmp_path / "cache"), "HF_HUB_OFFLINE": "1"}, "tester/tiny")
+    assert "HF_HUB_OFFLINE is set" in got["origin"] and "could not be reached" not in got["origin"]
+
+
 def test_incomplete_download_is_named_and_falls_back(hub, tmp_path):
     folder = tmp_path / "broken"
     make_tiny_folder(folder)

@@ -19,7 +19,7 @@ def test_js_client_gets_the_answer_and_the_message(app_url, tmp_path):
         pytest.fail("@gradio/client is not installed: run npm ci --prefix tests/js")
     junk = tmp_path / "notes.png"
     junk.write_bytes(b"this is not an image")
-    files = [EXAMPLES / "PNEUMONIA-viral_person1_virus_12.jpeg", junk,
+    files = [EXAMPLES / "PNEUMONIA-viral_person10_virus_35.jpeg", junk,
              EXAMPLES / "ADULT-NIH-no-finding_nih_00001305_001.png"]
     proc = subprocess.run([node, str(JS / "client.mjs"), app_url, *map(str, files)], capture_output=True,
                           text=True, timeout=120)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
-from pneumonia.config import CARD_FILE, DATASET_CITATION, DATASET_PAPER, DISCLAIMER
+from pneumonia.config import CARD_FILE, DATASET_CITATION, DATASET_PAPER, DISCLAIMER, RULE_REVISION
 from pneumonia.report import sections
 from pneumonia.report.figures import FIGURES
 
@@ -143,6 +143,7 @@ def render(config: dict, metrics: dict, ood_report: dict | None = None,
            f"T {config['refit']['temperature_before']:.4f}, threshold {config['refit']['threshold_before']:.4f}, "
            f"by {config['refit']['temperature_rule_before']})." if "refit" in config else ""),
         *sections.selection_lines(config),
+        f"- {RULE_REVISION}",
         "- The test split was used once, for this report, and never to choose anything.",
         "- Validation drawn from the training hospital data is more optimistic than the test "
         f"split (validation ROC AUC {v.get('auc', float('nan')):.4f}"

@@ -4,6 +4,7 @@ HF_ENDPOINT points the client at another Hub; publishing is `pneumonia.train.pub
 """
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import httpx2
@@ -25,6 +26,11 @@ SERVED_PATTERNS = [*RUNTIME_FILES, CONFIG_FILE, METRICS_FILE, CARD_FILE, OOD_FIL
 
 class HubError(RuntimeError):
     """A Hub operation that failed for a reason the user can act on."""
+
+
+def _offline() -> bool:
+    """HF_HUB_OFFLINE set to a true value (as huggingface_hub reads it)."""
+    return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
 
 
 def explain(e: Exception, repo_id: str) -> HubError:
@@ -64,6 +70,8 @@ def fetch_model(repo_id: str, revision: str | None = None) -> tuple[Path, str]:
     except (RepositoryNotFoundError, RevisionNotFoundError) as e:
         raise HubError(f"{repo_id}@{revision or 'main'} was not found on the Hub ({type(e).__name__}).") from None
     except LocalEntryNotFoundError:
+        if _offline():
+            raise HubError(f"HF_HUB_OFFLINE is set and {repo_id} is not in the local cache.") from None
         raise HubError(f"The Hub could not be reached and {repo_id} is not in the local cache.") from None
     except Exception as e:
         raise explain(e, repo_id) from None
