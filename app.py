@@ -29,6 +29,7 @@ from pneumonia.serve.response import file_data, refuse, respond  # noqa: E402
 from pneumonia.serve.heatmap import PREDICTED  # noqa: E402
 from pneumonia.serve.imaging import ImageError  # noqa: E402
 from pneumonia.serve.schema import DETAILS_SCHEMA  # noqa: E402
+from pneumonia.serve.subtypes import NO_COVID  # noqa: E402
 
 # Only our own counts and timings at INFO; libraries' request logs stay quiet.
 logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
@@ -62,7 +63,9 @@ def _path_of(upload) -> str | None:
     return str(upload)
 
 
-HEATMAP_TARGETS = {"decided class": PREDICTED, "PNEUMONIA": 1, "NORMAL": 0}
+# The heads under the answer are linear on the same features, so their maps are exact too.
+HEATMAP_TARGETS = {"decided class": PREDICTED, "PNEUMONIA": 1, "NORMAL": 0, "bacterial": "bacterial",
+                   "tuberculosis signs": "tuberculosis"}
 # What the served model reads (pneumonia.serve.lung_view), in words under the overlay.
 READS = {
     "full": "The model reads the whole image, and the heatmap covers all of it.",
@@ -113,6 +116,10 @@ NOTICE_JS = """(d) => {
 # second bar: with a threshold away from 50% the larger of two bars can name the
 # class that was not decided.
 ANSWER_JS = """(d) => {
+  // A line under the answer for a head that applies (its probability, threshold and caveat); none otherwise.
+  const more = (o, what, p_name, words) => !o || o.probability === null ? "" :
+    `<p class="more"><b>${what}: ${words[o.decision]}</b>: ${p_name} = ${(100 * o.probability).toFixed(0)}%, ` +
+    `threshold ${(100 * o.threshold).toFixed(0)}%. <span class="caveat">${o.measured}.</span></p>`;
   if (!d) return "";
   if (!d.answered) {
     const r = d.refusal || {message: "No answer."};
@@ -129,7 +136,10 @@ ANSWER_JS = """(d) => {
     `<div class="ticks"><span class="tlabel" style="left:${Math.min(85, Math.max(15, t)).toFixed(1)}%">` +
     `threshold ${t.toFixed(1)}%</span><span>0%</span><span>100%</span></div>` +
     `<p id="decision-line"><b>P(PNEUMONIA) = ${p.toFixed(1)}%</b>, ${side} ${head} threshold of ` +
-    `${t.toFixed(1)}%: the answer is <b>${d.decision}</b>. Heatmap for: ${d.heatmap_class}.</p></div>`;
+    `${t.toFixed(1)}%: the answer is <b>${d.decision}</b>. Heatmap for: ${d.heatmap_class}.</p>` +
+    more(d.pneumonia_type, "Which pneumonia", "P(bacterial)", {bacterial: "looks bacterial", viral: "looks viral"}) +
+    more(d.tuberculosis, "Tuberculosis", "P(TB signs)", {signs: "signs of tuberculosis", "no signs": "no sign of tuberculosis"}) +
+    `</div>`;
 }"""
 CLEAR_UNREADABLE_JS = """(d, im) => d && d.refusal &&
   ["not_an_image", "unreadable"].includes(d.refusal.reason) ? null : im"""
@@ -151,6 +161,8 @@ CSS = """
 #verdict .tlabel { position: absolute; transform: translateX(-50%); white-space: nowrap; }
 #heat-scale .ends { display: flex; justify-content: space-between; font-size: 0.8em; gap: 8px; }
 #verdict .refused .headline { font-size: 1.5em; }
+#verdict .more { margin: 6px 0 0; }
+#verdict .caveat { color: #6b7280; font-size: 0.9em; }
 #heat-scale .bar { height: 10px; border-radius: 5px;
   background: linear-gradient(to right, #00007f, #0000ff, #007fff, #00ffff, #7fff7f, #ffff00, #ff7f00, #ff0000, #7f0000); }
 #examples, #examples .gallery-container { height: auto !important; min-height: 0 !important; }
@@ -195,7 +207,7 @@ with gr.Blocks(title="Pneumonia X-ray classifier with Grad-CAM", analytics_enabl
             gr.HTML(SCALE_HTML)
             gr.Markdown(
                 READS[predictor.reader.variant] + " The colours show what drove the answer, not where "
-                "disease is; the map is coarse (7x7 cells)."
+                "disease is; the map is coarse (7x7 cells). " + NO_COVID
             )
             with gr.Accordion("For programs (JSON)", open=False):
                 details = gr.JSON(label="details", show_label=False)

@@ -9,7 +9,8 @@ grouped by patient). By default the classifier reads the lungs only: pass
 --segmenter (a trained lungs.keras). Writes a model folder: model.keras,
 lungs.keras (the segmenter), config.json, history.json, the
 chest-X-ray guard ood.npz (with --adults also population.npz: the population
-score and the adult head), metrics.json, figures, the model card README.md,
+score and the adult head), subtypes.npz (bacterial or viral; with
+--hospitals, tuberculosis signs), metrics.json, figures, the model card README.md,
 and the networks exported for serving (classifier.xml/.bin, lungs.xml/.bin,
 head.npz: OpenVINO, forward only).
 """
@@ -101,6 +102,9 @@ def main(argv: list[str] | None = None, on_epoch: EpochHook | None = None) -> in
         else:
             from pneumonia.train.guard_fit import fit_folder
             fit_folder(folder, args.data)
+        # The heads under the answer: bacterial or viral; with --hospitals, tuberculosis signs.
+        from pneumonia.train.subtypes import fit_folder as fit_subtypes
+        fit_subtypes(folder, args.data, args.hospitals)
         if not args.no_eval:
             from pneumonia.report.evaluate import evaluate_folder
             evaluate_folder(folder, args.data, args.limit, adults_dir=args.adults, hospitals_dir=args.hospitals)

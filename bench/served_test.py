@@ -57,7 +57,7 @@ def served_answers(model: str, paths: list[Path]) -> list[dict | None]:
         for p in paths:
             try:
                 out.append(client.predict(handle_file(str(p)), api_name="/predict")[2])
-            except Exception:  # a refusal reaches the client as an AppError
+            except Exception:  # an app before the one refusal shape raised AppError for some refusals
                 out.append(None)
         return out
     finally:

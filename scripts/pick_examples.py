@@ -5,8 +5,10 @@
 The rule: for each kind of child (NORMAL, bacterial pneumonia, viral
 pneumonia), the first two patients by file name in the dataset's test split
 (the part only reported on), one X-ray each (that patient's first by file
-name); the two adults stay the first NIH X-ray of each label in the report
-part of the project's NIH split (examples/ATTRIBUTION.md). Each caption says
+name); the two NIH adults stay the first NIH X-ray of each label in the report
+part of the project's NIH split (examples/ATTRIBUTION.md); with --hospitals,
+the first adult with tuberculosis by file name in the report part of the
+Shenzhen/Montgomery split (pneumonia.train.adults). Each caption says
 the truth; where the served model answers otherwise, the caption says so too,
 and the example stays. Writes the children's files and examples/captions.json.
 """
@@ -28,7 +30,8 @@ EXAMPLES = ROOT / "examples"
 KINDS = {"NORMAL": ("NORMAL", "", "Child, NORMAL"),
          "PNEUMONIA-bacterial": ("PNEUMONIA", "_bacteria_", "Child, bacterial pneumonia"),
          "PNEUMONIA-viral": ("PNEUMONIA", "_virus_", "Child, viral pneumonia")}
-ADULTS = {"ADULT-NIH-no-finding": ("NORMAL", "Adult, no finding"), "ADULT-NIH-pneumonia": ("PNEUMONIA", "Adult, pneumonia")}
+ADULTS = {"ADULT-NIH-no-finding": ("NORMAL", "Adult, no finding"), "ADULT-NIH-pneumonia": ("PNEUMONIA", "Adult, pneumonia"),
+          "ADULT-TB": ("TB", "Adult, tuberculosis")}
 PER_KIND = 2
 CAPTIONS_FILE = "captions.json"
 
@@ -48,13 +51,22 @@ def first_patients(folder: Path, marker: str, n: int) -> list[Path]:
 def caption(truth_text: str, truth: str, answer: dict | None) -> str:
     if answer is None or not answer.get("decision"):
         return f"{truth_text} (not answered)"
-    return truth_text if answer["decision"] == truth else f"{truth_text}; the model says {answer['decision']}"
+    if truth == "TB":   # neither class: what counts is the tuberculosis line
+        tb = (answer.get("tuberculosis") or {}).get("decision")
+        return truth_text if tb in (None, "signs") else f"{truth_text}; the model sees no signs"
+    if answer["decision"] != truth:
+        return f"{truth_text}; the model says {answer['decision']}"
+    kind = (answer.get("pneumonia_type") or {}).get("decision")   # for a child's pneumonia: which kind
+    if kind and kind not in truth_text:
+        return f"{truth_text}; it looks {kind} to the model"
+    return truth_text
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", required=True, help="chest_xray folder (its test split)")
     p.add_argument("--model", default=str(ROOT / "model"), help="the served model folder (for the captions)")
+    p.add_argument("--hospitals", help="lung_masks folder: add its first tuberculosis adult of the report part")
     args = p.parse_args(argv)
     predictor = load_folder(args.model, args.model, "examples").predictor
     for old in EXAMPLES.glob("*.jp*g"):
@@ -65,6 +77,15 @@ def main(argv: list[str] | None = None) -> int:
             dest = EXAMPLES / f"{prefix}_{f.name}"
             shutil.copyfile(f, dest)
             table[dest.name] = (truth, text)
+    if args.hospitals:
+        from pneumonia.train.adults import TB, load_hospitals
+        h = load_hospitals(args.hospitals)
+        report = [i for i in h.part("report") if h.labels[i] == TB and h.adult[i]]
+        first = min(report, key=lambda i: h.files[i])
+        for old in EXAMPLES.glob("ADULT-TB_*.png"):
+            old.unlink()
+        shutil.copyfile(Path(args.hospitals) / "images" / h.files[first],
+                        EXAMPLES / f"ADULT-TB_{h.files[first]}")
     for f in sorted(EXAMPLES.glob("ADULT-*.png")):
         truth, text = ADULTS[f.name.split("_")[0]]
         table[f.name] = (truth, text)

@@ -274,3 +274,39 @@ print("drawn", details["decision"])
     assert proc.stdout.strip().endswith("drawn PNEUMONIA")
     drawn = np.asarray(Image.open(tmp_path / "gradcam.png").convert("RGB")).astype(int)
     assert drawn.shape[0] > 300 and drawn.std() > 20
+
+
+def test_the_heads_under_the_answer_reach_programs_where_they_apply(client):
+    """A child answered PNEUMONIA gets pneumonia_type, an adult's film gets
+    tuberculosis, whatever the pneumonia answer; elsewhere no number, a reason."""
+    def ask(name):
+        return client.predict(handle_file(str(EXAMPLES / name)), api_name="/predict")[2]
+    child = ask("PNEUMONIA-bacterial_person100_bacteria_475.jpeg")
+    t = child["pneumonia_type"]
+    assert 0 <= t["probability"] <= 1 and t["decision"] in ("bacterial", "viral") and t["reason"] is None
+    assert (t["probability"] >= t["threshold"]) == (t["decision"] == "bacterial") and "measured on" in t["measured"]
+    assert child["tuberculosis"]["probability"] is None and "adults" in child["tuberculosis"]["reason"]
+    healthy = ask("NORMAL_IM-0001-0001.jpeg")
+    if not healthy["looks_adult"]:
+        assert healthy["pneumonia_type"]["probability"] is None and "PNEUMONIA" in healthy["pneumonia_type"]["reason"]
+    for name in sorted(p.name for p in EXAMPLES.glob("ADULT-*.png")):
+        adult = ask(name)
+        if adult["answered"] and adult["looks_adult"]:
+            tb = adult["tuberculosis"]
+            assert 0 <= tb["probability"] <= 1 and tb["decision"] in ("signs", "no signs"), name
+            assert adult["pneumonia_type"]["probability"] is None, name
+
+
+def test_the_heads_under_the_answer_have_exact_heatmaps_of_their_own(client):
+    """'Heatmap for' takes the new classes too: their heads are linear on the
+    pooled features, so the map is exact, and it differs from PNEUMONIA's."""
+    image = handle_file(str(EXAMPLES / "PNEUMONIA-viral_person10_virus_35.jpeg"))
+    _, _, main = client.predict(image, "PNEUMONIA", api_name="/predict")
+    _, overlay, bact = client.predict(image, "bacterial", api_name="/predict")
+    assert main["heatmap_class"] == "PNEUMONIA" and bact["heatmap_class"] == "bacterial"
+    grid, other = np.asarray(bact["heatmap"]["grid"]), np.asarray(main["heatmap"]["grid"])
+    assert grid.shape == (7, 7) and grid.max() == pytest.approx(1.0, abs=1e-3) and not np.allclose(grid, other)
+    assert bact["decision"] == main["decision"] and overlay is not None
+    _, _, tb = client.predict(handle_file(str(EXAMPLES / "ADULT-TB_CHNCXR_0328_1.png")), "tuberculosis signs",
+                              api_name="/predict")
+    assert tb["heatmap_class"] == "tuberculosis signs"

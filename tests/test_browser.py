@@ -67,7 +67,9 @@ def overlaps(a: dict, b: dict) -> bool:
 
 # Each caption gives the truth, and says so where the served model answers otherwise.
 CAPTIONS = ["Child, NORMAL", "Child, NORMAL", "Child, bacterial pneumonia", "Child, bacterial pneumonia",
-            "Child, viral pneumonia", "Child, viral pneumonia", "Adult, no finding", "Adult, pneumonia"]
+            "Child, viral pneumonia", "Child, viral pneumonia", "Adult, no finding", "Adult, pneumonia",
+            "Adult, tuberculosis"]
+N_EXAMPLES = len(CAPTIONS)
 
 
 @pytest.mark.parametrize("width, height, name", [(1280, 900, "laptop"), (390, 844, "phone")])
@@ -83,17 +85,17 @@ def test_click_an_example_thumbnail_and_read_the_answer(browser, app_url, width,
     assert "not a medical device" in page.content()
     thumbs = page.locator("#examples img")
     thumbs.first.wait_for(timeout=30_000)
-    assert thumbs.count() == 8
+    assert thumbs.count() == N_EXAMPLES
     # Every thumbnail loads (waited for: on a busy machine the last ones arrive after the first).
     page.wait_for_function("() => [...document.querySelectorAll('#examples img')]"
                            ".every(e => e.complete && e.naturalWidth > 0)", timeout=30_000)
-    alts = [thumbs.nth(i).get_attribute("alt") for i in range(8)]
+    alts = [thumbs.nth(i).get_attribute("alt") for i in range(N_EXAMPLES)]
     assert [a.split(";")[0] for a in alts] == CAPTIONS
     assert "Adult, no finding; the model says PNEUMONIA" in alts   # a wrong answer stays, and says so
     page.wait_for_timeout(800)
     no_horizontal_scroll(page)
     gallery = page.locator("#examples").bounding_box()
-    for i in range(8):   # each thumbnail wholly inside the page's width and inside the gallery
+    for i in range(N_EXAMPLES):   # each thumbnail wholly inside the page's width and inside the gallery
         b = thumbs.nth(i).bounding_box()
         assert b["x"] >= 0 and b["x"] + b["width"] <= width + 1, (name, i)
         assert gallery["y"] <= b["y"] and b["y"] + b["height"] <= gallery["y"] + gallery["height"] + 1, (name, i)
@@ -159,6 +161,45 @@ def test_the_answer_reads_one_way_on_both_sides_of_both_thresholds(browser, app_
     mark = page.locator("#verdict .mark").evaluate("e => e.style.left")
     assert float(fill.rstrip("%")) == pytest.approx(100 * p, abs=0.06)
     assert float(mark.rstrip("%")) == pytest.approx(100 * t, abs=0.06)
+    page.close()
+
+
+@pytest.mark.parametrize("width", [1280, 390])
+def test_the_lines_under_the_answer_appear_only_where_they_apply(browser, app_url, width):
+    """A bacterial child and a viral child get the type line, a TB adult and a
+    normal adult the tuberculosis line, a healthy child neither; each line with
+    its probability, threshold and a 'measured on' caveat."""
+    page = browser.new_page(viewport={"width": width, "height": 900})
+    page.goto(app_url)
+    page.get_by_role("button", name="Analyze").wait_for(timeout=60_000)
+    page.locator("#examples img").first.wait_for(timeout=30_000)
+    alts = [page.locator("#examples img").nth(i).get_attribute("alt") for i in range(N_EXAMPLES)]
+    expect = {"Child, bacterial pneumonia": "Which pneumonia", "Child, viral pneumonia": "Which pneumonia",
+              "Adult, tuberculosis": "Tuberculosis", "Adult, no finding": "Tuberculosis"}
+    shots = 0
+    for caption, line in [*expect.items(), ("Child, NORMAL", None)]:
+        i = next(k for k, a in enumerate(alts) if a.split(";")[0] == caption)
+        page.evaluate("window.scrollTo(0, 0)")
+        previous = verdict_text(page)
+        page.locator("#examples img").nth(i).click()
+        page.wait_for_function("p => document.querySelector('#verdict') && "
+                               "document.querySelector('#verdict').innerText.trim() !== p && "
+                               "document.querySelector('#decision-line')", arg=previous, timeout=30_000)
+        page.wait_for_timeout(500)
+        text = verdict_text(page)
+        lines = [m.inner_text() for m in page.locator("#verdict .more").all()]
+        if line is None:
+            assert lines == [], (caption, lines)
+            continue
+        assert len(lines) == 1 and lines[0].startswith(line), (caption, lines)
+        assert "measured on" in lines[0] and "threshold" in lines[0] and "%" in lines[0]
+        if caption.startswith("Child"):
+            assert "looks bacterial" in lines[0] or "looks viral" in lines[0]
+        page.screenshot(path=str(ARTIFACTS / f"app_{width}_{caption.split(', ')[1].replace(' ', '_')}.png"),
+                        full_page=True)
+        shots += 1
+        assert "PNEUMONIA" in text or "NORMAL" in text
+    assert shots == 4
     page.close()
 
 

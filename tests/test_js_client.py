@@ -31,5 +31,9 @@ def test_js_client_gets_the_answer_and_the_message(app_url, tmp_path):
     assert bad["ok"] and bad["label"] is None and bad["overlay_url"] is None
     assert bad["details"]["answered"] is False and bad["details"]["refusal"]["reason"] == "not_an_image"
     assert bad["details"]["refusal"]["message"].startswith("This file is not an image we can read")
+    assert child["details"]["pneumonia_type"]["decision"] in ("bacterial", "viral")
+    assert child["details"]["tuberculosis"]["probability"] is None
+    assert bad["details"]["pneumonia_type"]["reason"] == "the image was refused"
     assert adult["ok"] and adult["details"]["looks_adult"] is True
+    assert adult["details"]["tuberculosis"]["decision"] in ("signs", "no signs")
     assert adult["label"] == adult["details"]["decision"]

@@ -30,7 +30,7 @@ def test_run_writes_a_loadable_model_folder(trained):
     out, log = trained
     assert "Phase 1" in log and "Phase 2" in log and "Test (12 images)" in log
     for name in ("model.keras", "lungs.keras", "config.json", "history.json", "metrics.json", "README.md", "ood.npz",
-                 "classifier.xml", "classifier.bin", "lungs.xml", "lungs.bin", "head.npz", "population.npz",
+                 "classifier.xml", "classifier.bin", "lungs.xml", "lungs.bin", "head.npz", "population.npz", "subtypes.npz",
                  "confusion_matrix.png", "roc_curve.png", "reliability_diagram.png", "training_curves.png"):
         assert (out / name).is_file(), name
     net, config = load_model_folder(out)
@@ -42,6 +42,22 @@ def test_run_writes_a_loadable_model_folder(trained):
     assert "Lung view 'crop+blur'" in log and config["training"]["precision"] == "mixed_bfloat16"
     x = np.zeros((1, 224, 224, 3), np.float32)
     assert net(x).shape == (1, 1)
+
+
+def test_the_heads_under_the_answer_are_fitted_or_say_why_not(trained):
+    """On the tiny run a part may hold one class only: each head is fitted by its
+    rule or recorded as skipped with the reason, and the folder serves either way."""
+    out, log = trained
+    sub = json.loads((out / "config.json").read_text())["subtypes"]
+    assert "Validation only" in sub["rule"] and "Subtypes:" in log
+    for name in ("bacterial", "tuberculosis"):
+        assert "threshold" in sub[name] or sub[name]["skipped"].startswith("not fitted:"), name
+    from pneumonia.serve.loader import load_folder
+    served = load_folder(out, str(out), "tiny")
+    result = served.predictor.analyze(DATA / "test" / "PNEUMONIA" / sorted((DATA / "test" / "PNEUMONIA").iterdir())[0].name)
+    assert {"pneumonia_type", "tuberculosis"} <= set(result)
+    for key in ("pneumonia_type", "tuberculosis"):
+        assert (result[key]["probability"] is None) == (result[key]["reason"] is not None)
 
 
 def test_adults_fit_the_guard_p_adult_and_the_adult_head(trained):

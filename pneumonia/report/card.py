@@ -10,6 +10,7 @@ from huggingface_hub import EvalResult, ModelCard, ModelCardData
 from pneumonia.config import CARD_FILE, DATASET_CITATION, DATASET_PAPER, DISCLAIMER, RULE_REVISION
 from pneumonia.report import sections
 from pneumonia.report.figures import FIGURES
+from pneumonia.report.subtype_lines import subtype_lines
 
 DATASET_ID = "paultimothymooney/chest-xray-pneumonia"
 # keras.applications' ImageNet weights are not on the Hub; this is the Keras
@@ -133,6 +134,7 @@ def render(config: dict, metrics: dict, ood_report: dict | None = None,
         f"![Confusion matrix]({FIGURES['confusion']}) ![ROC]({FIGURES['roc']}) "
         f"![Reliability]({FIGURES['reliability']}) ![Training]({FIGURES['training']})",
         "",
+        *subtype_lines(config),
         "## Evaluation protocol",
         "",
         f"- Validation: {v.get('images', '?')} training images of {v.get('patients', '?')} patients "

@@ -18,6 +18,7 @@ from pneumonia.serve.lung_view import LungReader
 from pneumonia.serve.lungs import SegmenterError
 from pneumonia.serve.predictor import Forward, Predictor
 from pneumonia.serve.routing import POPULATION_FILE, LinearHead, Population
+from pneumonia.serve.subtypes import SUBTYPES_FILE, Subtypes
 from pneumonia.serve.runtime import ir_files
 
 # How a model folder becomes (forward pass, last layer, lung reader). The app
@@ -155,6 +156,7 @@ def load_folder(folder: str | Path, source: str, origin: str, revision: str | No
     metrics = json.loads(metrics_path.read_text()) if metrics_path.is_file() else None
     guard = OODGuard.load(folder / OOD_FILE) if (folder / OOD_FILE).is_file() else None
     population = Population.load(folder / POPULATION_FILE) if (folder / POPULATION_FILE).is_file() else None
+    subtypes = Subtypes.load(folder / SUBTYPES_FILE) if (folder / SUBTYPES_FILE).is_file() else None
     try:
         if runtime not in RUNTIMES:
             raise ValueError(f"runtime must be one of {', '.join(RUNTIMES)}, not {runtime!r} "
@@ -163,7 +165,7 @@ def load_folder(folder: str | Path, source: str, origin: str, revision: str | No
     except SegmenterError as e:
         raise ModelFolderError(str(e)) from None
     predictor = Predictor(forward, head, config, revision, guard, reader, population,
-                          population_notice(config, metrics))
+                          population_notice(config, metrics), subtypes)
     return ServedModel(predictor, folder, source, origin, revision, metrics)
 
 

@@ -16,7 +16,10 @@ from pneumonia.serve.heatmap import PREDICTED, for_display, linear_cam, overlay
 from pneumonia.serve.imaging import ImageError, canonical, grey_to_rgb, load_image
 from pneumonia.serve.lung_view import LungReader, mask_to_image, outline_polygons, to_image
 from pneumonia.serve.routing import ANSWERED_BY, LinearHead, Population, answer
+from pneumonia.serve.subtypes import Subtypes, describe
 
+# Heatmap targets besides the classes: a head under the answer -> (its attribute, the class it explains).
+SUBTYPE_TARGETS = {"bacterial": ("bacterial", "bacterial"), "tuberculosis": ("tuberculosis", "tuberculosis signs")}
 # RGB (n, 224, 224, 3) -> (last conv block (n, 7, 7, C), pooled features (n, C))
 Forward = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
 
@@ -38,13 +41,15 @@ class Predictor:
 
     def __init__(self, forward: Forward, head: LinearHead, config: dict, version: str = "local",
                  guard: OODGuard | None = None, reader: LungReader | None = None,
-                 population: Population | None = None, notice: str | None = None):
+                 population: Population | None = None, notice: str | None = None,
+                 subtypes: Subtypes | None = None):
         self.forward = forward
         self.head = head
         self.config = config
         self.guard = guard
         self.population = population
         self.notice = notice
+        self.subtypes = subtypes
         self.version = version
         self.reader = reader or LungReader(None)
         self.classes = list(config["class_names"])
@@ -71,7 +76,7 @@ class Predictor:
                        answered_by=by, routing=why, population_notice=self.notice if adult else None)
         return out
 
-    def analyze_array(self, grey: np.ndarray, target: int = PREDICTED) -> dict:
+    def analyze_array(self, grey: np.ndarray, target: int | str = PREDICTED) -> dict:
         """(H, W) uint8 X-ray -> probabilities, decision, lungs, Grad-CAM cells and
         the overlay (at the X-ray's size up to `config.OVERLAY_MAX_SIDE`, RGB).
 
@@ -103,15 +108,22 @@ class Predictor:
         p, threshold = float(probs[0]), float(thresholds[0])
         decided = int(p >= threshold)
         explained = decided if target == PREDICTED else target
-        cam = linear_cam(activations, weights[0], np.array([explained == 1]))[0]
-        return {
+        sub = self.subtypes and SUBTYPE_TARGETS.get(target)
+        if sub and getattr(self.subtypes, sub[0]) is not None:   # a head under the answer: linear, so exact too
+            cam = linear_cam(activations, getattr(self.subtypes, sub[0]).w, np.array([True]))[0]
+            heatmap_class = sub[1]
+        else:
+            explained = decided if isinstance(target, str) else explained
+            cam = linear_cam(activations, weights[0], np.array([explained == 1]))[0]
+            heatmap_class = self.classes[explained]
+        result = {
             "refusal": None,
             **who,
             "probabilities": {self.classes[0]: 1.0 - p, self.classes[1]: p},
             "probability_pneumonia": p,
             "threshold": threshold,
             "decision": self.classes[decided],
-            "heatmap_class": self.classes[explained],
+            "heatmap_class": heatmap_class,
             "lungs": lung_info,
             # The map's cells over the box the classifier read, for programs
             # that draw it themselves (at any resolution).
@@ -119,6 +131,7 @@ class Predictor:
             "model_version": self.version,
             "overlay": self._overlay(grey, cam, lung, box),
         }
+        return {**result, **describe(self.subtypes, pooled, result)}
 
     def _overlay(self, grey: np.ndarray, cam: np.ndarray, lung, box) -> np.ndarray:
         """The map over the X-ray at display size, coloured only where the
@@ -129,6 +142,6 @@ class Predictor:
         seen = mask_to_image(self.reader.seen(lung, box), shape)
         return overlay(shown, to_image(cam, box, shape), seen if lung is not None else None, seen)
 
-    def analyze(self, source: str | Path | bytes, target: int = PREDICTED) -> dict:
+    def analyze(self, source: str | Path | bytes, target: int | str = PREDICTED) -> dict:
         """Read and validate an image file, then `analyze_array`. Raises ImageError."""
         return self.analyze_array(load_image(source), target)

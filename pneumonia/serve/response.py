@@ -15,12 +15,14 @@ from pathlib import Path
 
 from pneumonia.pixels import ImageError
 from pneumonia.serve.heatmap import save_jpeg
+from pneumonia.serve.subtypes import describe
 
 # Every response's details hold these keys, answered or refused (None where
 # they do not apply), documented in docs/api.md and docs/details.schema.json.
 FIELDS = ("answered", "refusal", "decision", "probability_pneumonia", "threshold", "answered_by", "routing",
           "looks_adult", "adult_probability", "adult_threshold", "population_notice", "is_chest_xray",
-          "ood_score", "ood_threshold", "heatmap_class", "heatmap", "lungs", "model_version")
+          "ood_score", "ood_threshold", "heatmap_class", "heatmap", "lungs", "pneumonia_type", "tuberculosis",
+          "model_version")
 NOT_DETAILS = ("overlay", "probabilities")
 
 
@@ -37,6 +39,8 @@ def details(result: dict) -> dict:
     """The JSON for programs: FIELDS in order, then any further keys of `result`."""
     out = {k: result.get(k) for k in FIELDS}
     out["answered"] = result.get("decision") is not None
+    if not out["answered"]:   # the heads under the answer say why they give no number
+        out.update(describe(None, None, {}))
     out.update({k: v for k, v in result.items() if k not in out and k not in NOT_DETAILS})
     return out
 

@@ -19,6 +19,17 @@ _BOX = {"type": "object", "description": "pixels of the uploaded image, x1 and y
         "properties": {k: {"type": "integer"} for k in ("x0", "y0", "x1", "y1")}}
 _POLYGONS = {"type": "array", "items": {"type": "array", "items": {"type": "array", "items": {"type": "integer"}}}}
 
+def _subtype(decisions: list[str], description: str) -> dict:
+    """A head under the answer: a number where it applies, else none and the reason."""
+    return {"type": "object", "description": description, "properties": {
+        "probability": _nullable(_NUMBER, "null where the head does not apply"),
+        "threshold": _nullable(_NUMBER, "fixed on validation"),
+        "decision": _nullable({"type": "string", "enum": decisions}, "at the threshold"),
+        "head": _nullable(_STRING, "which head answered"),
+        "reason": _nullable(_STRING, "why there is no number (null when there is one)"),
+        "measured": _nullable(_STRING, "what it was measured on, in one line")}}
+
+
 DETAILS_SCHEMA = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",
     "title": "details",
@@ -45,7 +56,8 @@ DETAILS_SCHEMA = {
         "is_chest_xray": _nullable(_BOOL, "the guard's verdict (null when refused before it ran)"),
         "ood_score": _nullable(_NUMBER, "the guard's out-of-distribution score"),
         "ood_threshold": _nullable(_NUMBER, "scores above this are refused"),
-        "heatmap_class": _nullable({"type": "string", "enum": ["NORMAL", "PNEUMONIA"]},
+        "heatmap_class": _nullable({"type": "string", "enum": ["NORMAL", "PNEUMONIA", "bacterial",
+                                                               "tuberculosis signs"]},
                                    "the class the Grad-CAM map explains"),
         "heatmap": _nullable({"type": "object", "properties": {
             "grid": {"type": "array", "items": {"type": "array", "items": {"type": "number"}},
@@ -59,6 +71,10 @@ DETAILS_SCHEMA = {
             "read_outline": {**_POLYGONS, "description": "what the classifier reads sharply: the page's "
                                                          "white line and the edge of its colour"}}},
             "the lung fields found"),
+        "pneumonia_type": _subtype(["bacterial", "viral"], "bacterial or viral, for a child answered PNEUMONIA; "
+                                   "probability is P(bacterial)"),
+        "tuberculosis": _subtype(["signs", "no signs"], "tuberculosis signs, for an adult's X-ray whatever the "
+                                 "pneumonia answer; probability is P(TB signs)"),
         "model_version": {**_STRING, "description": "the model revision that answered"},
     },
 }

@@ -1,7 +1,7 @@
 """The Chest X-Ray Images (Pneumonia) dataset on disk: listing, patients, split."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 import re
 
@@ -86,6 +86,7 @@ class TrainSplit:
     train_idx: np.ndarray
     val_idx: np.ndarray
     skipped: list[tuple[Path, str]]
+    names: list[str] = field(default_factory=list)   # file name of each image (its kind: bacteria/virus)
 
     def subset(self, keep: np.ndarray, images: np.ndarray | None = None) -> "TrainSplit":
         """The images where `keep` is True (optionally replaced by `images`, one per
@@ -95,7 +96,8 @@ class TrainSplit:
         source = self.images if images is None else images
         return TrainSplit(source[keep], self.labels[keep], [g for g, k in zip(self.groups, keep) if k],
                           position[self.train_idx[keep[self.train_idx]]],
-                          position[self.val_idx[keep[self.val_idx]]], self.skipped)
+                          position[self.val_idx[keep[self.val_idx]]], self.skipped,
+                          [n for n, k in zip(self.names, keep) if k])
 
 
 def load_train_split(data_dir: str | Path, limit: int | None, seed: int,
@@ -107,7 +109,7 @@ def load_train_split(data_dir: str | Path, limit: int | None, seed: int,
     labels = labels[kept]
     groups = [patient_id(paths[i].name) for i in kept]
     train_idx, val_idx = grouped_split(labels, groups, val_fraction, seed)
-    return TrainSplit(images, labels, groups, train_idx, val_idx, skipped)
+    return TrainSplit(images, labels, groups, train_idx, val_idx, skipped, [paths[i].name for i in kept])
 
 
 def load_images(paths: list[Path]) -> tuple[np.ndarray, np.ndarray, list[tuple[Path, str]]]:

@@ -116,17 +116,14 @@ def fit_folder(model_dir: str | Path, data_dir: str | Path, adults_dir: str | Pa
     `hospitals_dir` (lung_masks) the adults are NIH's alone and the children
     the training part alone."""
     from pneumonia.config import STRESS_COPIES
-    from pneumonia.train import augment, data
     from pneumonia.train.adults import SOURCE, TB, load_adults, load_hospitals
+    from pneumonia.train.child_features import child_features
     from pneumonia.train.cli import log
-    from pneumonia.train.model import load_model_folder, pediatric_head, pooled_features
-    from pneumonia.train.segmenter import keras_reader
+    from pneumonia.train.model import pediatric_head, pooled_features
     folder = Path(model_dir)
-    net, config = load_model_folder(folder)
-    reader = keras_reader(folder, config)
+    cf = child_features(folder, data_dir)
+    net, config, reader, split = cf.net, cf.config, cf.reader, cf.split
     tr = config["training"]
-    split = data.load_train_split(data_dir, tr.get("limit"), tr["seed"], tr["val_fraction"])
-    split, _, canons = data.lung_split(reader, split)
     sets = [load_adults(adults_dir, tr["seed"])] + ([load_hospitals(hospitals_dir, tr["seed"])] if hospitals_dir else [])
     feats, parts = [], {}   # per set: pooled features of the X-rays whose lungs were found
     for k, s in enumerate(sets):
@@ -135,10 +132,8 @@ def fit_folder(model_dir: str | Path, data_dir: str | Path, adults_dir: str | Pa
         for name, idx in s.parts.items():
             parts[(k, name)] = idx[found[idx]]
     log(f"Population: features of {len(split.images)} training-split X-rays and {sum(len(f) for f in feats)} others")
-    kids = pooled_features(net, split.images)
+    kids, stressed = cf.pooled, cf.stressed
     y_kids = split.labels[split.val_idx]
-    stressed = pooled_features(net, augment.lung_stressed(reader.read, canons[split.val_idx],
-                                                          split.images[split.val_idx], STRESS_COPIES, tr["seed"]))
 
     def pick(part: str, who: str, labels: tuple[int, ...] = (0, 1, TB)) -> tuple[np.ndarray, np.ndarray]:
         """(pooled, labels) of a part: who = 'adults' or 'children' of the other hospitals."""

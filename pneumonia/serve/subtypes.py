@@ -1,0 +1,85 @@
+"""The answers under the main one, at serving: which pneumonia (bacterial or
+viral, for a child answered PNEUMONIA) and tuberculosis signs (for an adult's
+film), each a linear head on the same pooled features (fitted by
+`pneumonia.train.subtypes`), so they cost a dot product and their Grad-CAM is
+exact like the main head's.
+
+COVID-19 is not offered: no public set reachable here has COVID-19 and
+non-COVID films from the same hospitals, and models trained on such mixtures
+learn the source, not the disease (DeGrave et al. 2021, Nature Machine
+Intelligence).
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from pneumonia.serve.routing import LinearHead
+
+SUBTYPES_FILE = "subtypes.npz"
+NO_COVID = ("COVID-19 is not offered: no public set reachable here has COVID-19 and non-COVID X-rays from the "
+            "same hospitals, and models trained on such mixtures learn the hospital, not the disease "
+            "(DeGrave et al. 2021).")
+
+
+@dataclass
+class Subtypes:
+    bacterial: LinearHead | None     # P(bacterial | a child's pneumonia)
+    tuberculosis: LinearHead | None  # P(tuberculosis signs | an adult's film)
+    measured: dict                   # the one-line "measured on ..." caveat of each head
+
+    def save(self, path: str | Path) -> None:
+        arrays = {f"{name}_{k}": v for name in ("bacterial", "tuberculosis") if getattr(self, name) is not None
+                  for k, v in asdict(getattr(self, name)).items()}
+        np.savez(path, **arrays, **{f"measured_{k}": np.array(v) for k, v in self.measured.items()})
+
+    @classmethod
+    def load(cls, path: str | Path) -> "Subtypes":
+        with np.load(path) as f:
+            def head(name):
+                if f"{name}_w" not in f:
+                    return None
+                return LinearHead(f[f"{name}_w"].astype(np.float64), float(f[f"{name}_b"]),
+                                  float(f[f"{name}_temperature"]), float(f[f"{name}_threshold"]))
+            measured = {k[len("measured_"):]: str(f[k]) for k in f.files if k.startswith("measured_")}
+            return cls(head("bacterial"), head("tuberculosis"), measured)
+
+
+def _not_given(reason: str) -> dict:
+    return {"probability": None, "threshold": None, "decision": None, "head": None, "reason": reason,
+            "measured": None}
+
+
+def _given(head: LinearHead, pooled: np.ndarray, yes: str, no: str, name: str, measured: str) -> dict:
+    p = float(head.probability(pooled)[0])
+    return {"probability": p, "threshold": head.threshold, "decision": yes if p >= head.threshold else no,
+            "head": name, "reason": None, "measured": measured}
+
+
+def describe(subtypes: "Subtypes | None", pooled: np.ndarray | None, answer: dict) -> dict:
+    """`pneumonia_type` and `tuberculosis` for one answer (a Predictor result):
+    a probability where the head applies, else no number and the reason."""
+    if pooled is None or answer.get("decision") is None:
+        why = "the image was refused"
+        return {"pneumonia_type": _not_given(why), "tuberculosis": _not_given(why)}
+    adult = bool(answer.get("looks_adult"))
+    out = {}
+    if subtypes is None or subtypes.bacterial is None:
+        out["pneumonia_type"] = _not_given("this model folder has no bacterial/viral head")
+    elif adult:
+        out["pneumonia_type"] = _not_given("offered for children only (it learnt from children's X-rays)")
+    elif answer["decision"] != "PNEUMONIA":
+        out["pneumonia_type"] = _not_given("offered only when the answer is PNEUMONIA")
+    else:
+        out["pneumonia_type"] = _given(subtypes.bacterial, pooled, "bacterial", "viral", "bacterial/viral head",
+                                       subtypes.measured.get("bacterial", ""))
+    if subtypes is None or subtypes.tuberculosis is None:
+        out["tuberculosis"] = _not_given("this model folder has no tuberculosis head")
+    elif not adult:
+        out["tuberculosis"] = _not_given("offered for adults' X-rays only (it learnt from adults)")
+    else:
+        out["tuberculosis"] = _given(subtypes.tuberculosis, pooled, "signs", "no signs", "tuberculosis head",
+                                     subtypes.measured.get("tuberculosis", ""))
+    return out

@@ -1,0 +1,69 @@
+"""The heads under the answer: where they apply, their file round trip, and
+their fitting rule on features whose answers are known."""
+import numpy as np
+import pytest
+
+from pneumonia.serve.routing import LinearHead
+from pneumonia.serve.subtypes import Subtypes, describe
+from pneumonia.train import subtypes as fit
+
+
+def heads(n=4) -> Subtypes:
+    w = np.zeros(n)
+    w[0] = 1.0
+    return Subtypes(LinearHead(w, 0.0, 1.0, 0.5), LinearHead(-w, 0.0, 2.0, 0.4),
+                    {"bacterial": "measured on a", "tuberculosis": "measured on b"})
+
+
+@pytest.mark.parametrize("answer, type_given, tb_given", [
+    ({"decision": "PNEUMONIA", "looks_adult": False}, True, False),   # a child's pneumonia: which kind
+    ({"decision": "NORMAL", "looks_adult": False}, False, False),     # a healthy child: neither
+    ({"decision": "NORMAL", "looks_adult": True}, False, True),       # an adult: TB whatever the answer
+    ({"decision": "PNEUMONIA", "looks_adult": True}, False, True),
+    ({"decision": None}, False, False),                               # refused
+])
+def test_each_head_gives_a_number_only_where_it_applies(answer, type_given, tb_given):
+    pooled = np.array([[2.0, 0, 0, 0]])
+    out = describe(heads(), pooled if answer["decision"] else None, answer)
+    for key, given in (("pneumonia_type", type_given), ("tuberculosis", tb_given)):
+        o = out[key]
+        assert (o["probability"] is not None) == given, key
+        assert (o["reason"] is None) == given and (o["measured"] is not None) == given, key
+    if type_given:
+        assert out["pneumonia_type"]["decision"] == "bacterial"   # sigmoid(2) = 0.88 >= 0.5
+    if tb_given:
+        assert out["tuberculosis"]["decision"] == "no signs"      # sigmoid(-2 / 2) = 0.27 < 0.4
+
+
+def test_subtypes_file_round_trips(tmp_path):
+    s = heads()
+    s.save(tmp_path / "subtypes.npz")
+    back = Subtypes.load(tmp_path / "subtypes.npz")
+    assert back.measured == s.measured
+    for name in ("bacterial", "tuberculosis"):
+        a, b = getattr(s, name), getattr(back, name)
+        assert np.array_equal(a.w, b.w) and (a.b, a.temperature, a.threshold) == (b.b, b.temperature, b.threshold)
+    Subtypes(None, s.tuberculosis, {}).save(tmp_path / "one.npz")
+    assert Subtypes.load(tmp_path / "one.npz").bacterial is None
+
+
+def test_fitting_rule_on_features_with_known_answers():
+    rng = np.random.default_rng(0)
+
+    def sample(n):
+        y = rng.integers(0, 2, n)
+        x = rng.normal(0, 1, (n, 8)) + 1.5 * y[:, None] * np.eye(8)[0]
+        return x, y
+    x, y = sample(400)
+    xv, yv = sample(200)
+    head, info = fit.fit_head(x, y, xv, yv)
+    assert set(info["validation_auc_by_C"]) == {str(c) for c in fit.C_GRID}
+    assert info["validation_auc_by_C"][str(info["C"])] == max(info["validation_auc_by_C"].values())
+    assert head.temperature > 0 and fit.report(head, xv, yv)["roc_auc"] > 0.8
+    t = fit.balanced_threshold(head.probability(xv), yv)
+    p = head.probability(xv)
+    best = max((np.mean(p[yv == 1] >= q) + np.mean(p[yv == 0] < q)) / 2 for q in np.unique(p))
+    assert (np.mean(p[yv == 1] >= t) + np.mean(p[yv == 0] < t)) / 2 == pytest.approx(best)
+    with pytest.raises(fit.TooFewError):
+        fit._two_classes(validation=np.zeros(5))
+    assert fit.report(head, xv[yv == 1], yv[yv == 1]) is None   # one class: nothing to report
