@@ -85,7 +85,8 @@ def in_process(model_dir: str, images: list[Path], runs: int, runtime: str) -> d
         t.append(time.perf_counter())
         acts, _ = predictor.forward(grey_to_rgb(views))
         t.append(time.perf_counter())
-        rgb = predictor._overlay(grey, linear_cam(acts, predictor.head.w, [True])[0], lungs[0], boxes[0])
+        rgb = predictor._overlay(grey, linear_cam(acts, predictor.head.w, [True])[0], boxes[0],
+                                 predictor.reader.seen(lungs[0], boxes[0]))
         t.append(time.perf_counter())
         save_jpeg(rgb, out)
         t.append(time.perf_counter())

@@ -10,23 +10,22 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from pneumonia.train.opacity import lungs_of
+
 NUMBERS = ("box_fill", "smaller_larger", "solidity")
 
 
 def shape_numbers(mask: np.ndarray) -> dict[str, float]:
     """Box fill (share of the two lungs' box they cover), smaller/larger lung
     area, solidity (area / convex-hull area) of the less solid lung."""
-    n, labels, stats, _ = cv2.connectedComponentsWithStats(np.uint8(mask > 0), connectivity=8)
-    order = 1 + np.argsort(stats[1:, cv2.CC_STAT_AREA])[::-1][:2]
-    if len(order) < 2:
+    lungs = lungs_of(mask)
+    if len(lungs) < 2:
         return {k: float("nan") for k in NUMBERS}
-    areas = stats[order, cv2.CC_STAT_AREA].astype(float)
-    ys, xs = np.nonzero(np.isin(labels, order))
+    areas = np.array([lung.sum() for lung in lungs], float)
+    ys, xs = np.nonzero(lungs[0] | lungs[1])
     box = (ys.max() - ys.min() + 1) * (xs.max() - xs.min() + 1)
-    solidity = []
-    for c in order:
-        hull = cv2.convexHull(cv2.findNonZero(np.uint8(labels == c)))
-        solidity.append(stats[c, cv2.CC_STAT_AREA] / max(1.0, cv2.contourArea(hull)))
+    solidity = [lung.sum() / max(1.0, cv2.contourArea(cv2.convexHull(cv2.findNonZero(np.uint8(lung)))))
+                for lung in lungs]
     return {"box_fill": float(areas.sum() / box), "smaller_larger": float(areas.min() / areas.max()),
             "solidity": float(min(solidity))}
 

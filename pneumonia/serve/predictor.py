@@ -18,8 +18,8 @@ from pneumonia.serve.lung_view import LungReader, mask_to_image, outline_polygon
 from pneumonia.serve.routing import ANSWERED_BY, LinearHead, Population, answer
 from pneumonia.serve.subtypes import Subtypes, describe
 
-# Heatmap targets besides the classes: a head under the answer -> (its attribute, the class it explains).
-SUBTYPE_TARGETS = {"bacterial": ("bacterial", "bacterial"), "tuberculosis": ("tuberculosis", "tuberculosis signs")}
+# Heatmap targets besides the classes: a head under the answer (a Subtypes attribute) -> the class it explains.
+SUBTYPE_TARGETS = {"bacterial": "bacterial", "tuberculosis": "tuberculosis signs"}
 # RGB (n, 224, 224, 3) -> (last conv block (n, 7, 7, C), pooled features (n, C))
 Forward = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
 
@@ -92,13 +92,13 @@ class Predictor:
         lung, box = lungs[0], boxes[0]
         if lung is not None and not lung.found:  # the whole-image view reads on without lungs
             lung = None
+        # What the classifier reads sharply: the overlay's colour and its white line.
+        seen = self.reader.seen(lung, box)
         lung_info = None if lung is None else {
             "view": self.reader.variant, "box": box.as_dict(w, h),
             "area_pixels": int(round(lung.mask.mean() * h * w)), "area_fraction": float(lung.mask.mean()),
             "outline": outline_polygons(lung.mask, (h, w)),
-            # What the classifier reads sharply (the lungs grown by the view's
-            # dilation): the overlay's colour and white line.
-            "read_outline": outline_polygons(self.reader.seen(lung, box), (h, w))}
+            "read_outline": outline_polygons(seen, (h, w))}
         who = self._who(pooled)
         if not who.get("is_chest_xray", True):
             return {"refusal": {"reason": "not_chest_xray", "message": VERDICT}, **who, "probabilities": None,
@@ -107,13 +107,12 @@ class Predictor:
         probs, thresholds, _, weights = answer(pooled, self.head, self.population)
         p, threshold = float(probs[0]), float(thresholds[0])
         decided = int(p >= threshold)
-        explained = decided if target == PREDICTED else target
-        sub = self.subtypes and SUBTYPE_TARGETS.get(target)
-        if sub and getattr(self.subtypes, sub[0]) is not None:   # a head under the answer: linear, so exact too
-            cam = linear_cam(activations, getattr(self.subtypes, sub[0]).w, np.array([True]))[0]
-            heatmap_class = sub[1]
-        else:
-            explained = decided if isinstance(target, str) else explained
+        sub = getattr(self.subtypes, target, None) if target in SUBTYPE_TARGETS else None
+        if sub is not None:   # a head under the answer: linear on the same features, so exact too
+            cam = linear_cam(activations, sub.w, np.array([True]))[0]
+            heatmap_class = SUBTYPE_TARGETS[target]
+        else:                 # a class, or the decided one (also for a head this folder lacks)
+            explained = target if target in (0, 1) else decided
             cam = linear_cam(activations, weights[0], np.array([explained == 1]))[0]
             heatmap_class = self.classes[explained]
         result = {
@@ -129,18 +128,19 @@ class Predictor:
             # that draw it themselves (at any resolution).
             "heatmap": {"grid": np.round(cam, 3).tolist(), "box": box.as_dict(w, h)},
             "model_version": self.version,
-            "overlay": self._overlay(grey, cam, lung, box),
+            "overlay": self._overlay(grey, cam, box, seen if lung is not None else None),
         }
         return {**result, **describe(self.subtypes, pooled, result)}
 
-    def _overlay(self, grey: np.ndarray, cam: np.ndarray, lung, box) -> np.ndarray:
-        """The map over the X-ray at display size, coloured only where the
-        classifier reads, and that region outlined: the white line and the
-        colour's edge are one line, so no colour falls outside it."""
+    def _overlay(self, grey: np.ndarray, cam: np.ndarray, box, seen: np.ndarray | None) -> np.ndarray:
+        """The map over the X-ray at display size, coloured only inside `seen`
+        (what the classifier reads, at 224) and that region outlined: the white
+        line and the colour's edge are one line, so no colour falls outside it.
+        `seen` None (the whole-image view): coloured all over, no line."""
         shown = for_display(grey)
         shape = shown.shape[:2]
-        seen = mask_to_image(self.reader.seen(lung, box), shape)
-        return overlay(shown, to_image(cam, box, shape), seen if lung is not None else None, seen)
+        region = None if seen is None else mask_to_image(seen, shape)
+        return overlay(shown, to_image(cam, box, shape), region, region)
 
     def analyze(self, source: str | Path | bytes, target: int | str = PREDICTED) -> dict:
         """Read and validate an image file, then `analyze_array`. Raises ImageError."""

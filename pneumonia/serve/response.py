@@ -15,14 +15,12 @@ from pathlib import Path
 
 from pneumonia.pixels import ImageError
 from pneumonia.serve.heatmap import save_jpeg
+from pneumonia.serve.schema import DETAILS_SCHEMA
 from pneumonia.serve.subtypes import describe
 
 # Every response's details hold these keys, answered or refused (None where
-# they do not apply), documented in docs/api.md and docs/details.schema.json.
-FIELDS = ("answered", "refusal", "decision", "probability_pneumonia", "threshold", "answered_by", "routing",
-          "looks_adult", "adult_probability", "adult_threshold", "population_notice", "is_chest_xray",
-          "ood_score", "ood_threshold", "heatmap_class", "heatmap", "lungs", "pneumonia_type", "tuberculosis",
-          "model_version")
+# they do not apply): the schema's, in its order (docs/api.md documents them).
+FIELDS = tuple(DETAILS_SCHEMA["properties"])
 NOT_DETAILS = ("overlay", "probabilities")
 
 
@@ -59,6 +57,5 @@ def respond(result: dict, folder: str | Path) -> tuple[dict | None, dict | None,
 
 def refuse(error: ImageError, model_version: str) -> tuple[None, None, dict]:
     """An image refused before an answer, in the same shape as the guard's refusal."""
-    reason = getattr(error, "reason", "unreadable")
-    return None, None, details({"refusal": {"reason": reason, "message": str(error)},
+    return None, None, details({"refusal": {"reason": error.reason, "message": str(error)},
                                 "model_version": model_version})
