@@ -88,7 +88,7 @@ def analyze(upload, heatmap_for: str = "decided class"):
     except ImageError as e:
         stats["errors"] += 1
         gr.Warning(str(e))  # a toast on the page; programs read details["refusal"]
-        return refuse(e, predictor.version)
+        return refuse(e, predictor.version, predictor.runtime)
     # Counts and timings only: nothing about the image is logged or kept.
     log.info("request %d answered in %.0f ms (%d errors so far)", stats["requests"],
              1000 * (time.perf_counter() - start), stats["errors"])

@@ -12,7 +12,8 @@ chest-X-ray guard ood.npz (with --adults also population.npz: the population
 score and the adult head), subtypes.npz (bacterial or viral; with
 --hospitals, tuberculosis signs), metrics.json, figures, the model card README.md,
 and the networks exported for serving (classifier.xml/.bin, lungs.xml/.bin,
-head.npz: OpenVINO, forward only).
+head.npz: OpenVINO, forward only; classifier.int8.xml/.bin where int8 keeps
+the answers: pneumonia.train.quantize).
 """
 from __future__ import annotations
 
@@ -110,6 +111,8 @@ def main(argv: list[str] | None = None, on_epoch: EpochHook | None = None) -> in
             evaluate_folder(folder, args.data, args.limit, adults_dir=args.adults, hospitals_dir=args.hospitals)
         from pneumonia.train.export import export_folder  # what the app serves: forward-only networks
         export_folder(folder)
+        from pneumonia.train.quantize import quantize_folder  # int8, kept only if it keeps the answers
+        quantize_folder(folder, args.data)
     except (DataError, FileNotFoundError, SegmenterError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

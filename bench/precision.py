@@ -1,19 +1,24 @@
 """Does the forward-only runtime give the Keras model's answers? On the
 validation part of the training split (patient-grouped, as in training: this
-is where a precision is chosen) and on the 624 test-split X-rays (reported),
+is where a precision is judged) and on the 624 test-split X-rays (reported),
 for each OpenVINO precision against Keras fp32 (TensorFlow):
 
 - classifier (same lung views): decisions agreeing, ROC AUC difference, the
   correlation of the Grad-CAM maps (Keras: tape-based `gradcam.GradCAM`;
-  runtime: `heatmap.linear_cam` from its conv block), largest logit difference,
+  runtime: `heatmap.linear_cam` from its conv block), the change in
+  P(PNEUMONIA) (99th percentile and largest), largest logit difference,
 - segmenter: Dice of the post-processed lung masks, lungs found on both.
 
-    python bench/precision.py --model model --data path/to/chest_xray [--precisions f32,bf16]
+    python bench/precision.py --model model --data path/to/chest_xray [--precisions f32,bf16,int8]
 
-A precision other than fp32 may serve only if, on validation, decisions agree
-on >= 99.5% of images, ROC AUC is within 0.002 and the maps correlate >= 0.99
-(mean and 1st percentile are printed). The test split is read to report
-agreement with the reference model, never to choose.
+The bar (`config.PRECISION_BAR`, written before the runs it judges): a
+precision other than fp32 may serve only if, on validation, decisions agree
+on >= 99.5% of images, ROC AUC is within 0.002, the maps correlate >= 0.98 on
+average and >= 0.90 at the 1st percentile, and the 99th percentile of the
+change in P(PNEUMONIA) is <= 0.05. The test split is read to report
+agreement with the reference model, never to choose. "bf16" on a CPU without
+bf16 arithmetic runs fp32 (the table says what ran); "int8" is the folder's
+`classifier.int8.xml` (`pneumonia.train.quantize`), its float layers at fp32.
 """
 from __future__ import annotations
 
@@ -28,32 +33,23 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from pneumonia.train import data  # noqa: E402
-from pneumonia.calibration import decision_logit, sigmoid  # noqa: E402
+from pneumonia.calibration import decision_logit  # noqa: E402
 from pneumonia.train.gradcam import PREDICTED, GradCAM  # noqa: E402
 from pneumonia.serve.heatmap import linear_cam  # noqa: E402
 from pneumonia.serve.imaging import grey_to_rgb  # noqa: E402
 from pneumonia.train.segmenter import keras_reader  # noqa: E402
 from pneumonia.train.model import load_model_folder  # noqa: E402
-from pneumonia.serve.runtime import Network, SegmenterNet, ir_files  # noqa: E402
+from pneumonia.serve.runtime import Network, SegmenterNet, candidates, ir_files  # noqa: E402
 from pneumonia.serve.lungs import Segmenter, postprocess  # noqa: E402
 from pneumonia.train.segmenter import dice  # noqa: E402
-
-GOALS = {"decisions_agree": 0.995, "auc_within": 0.002, "cam_correlation": 0.99}
-
-
-def correlations(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Pearson correlation of each pair of maps (flat maps: 1 if both are flat)."""
-    a, b = a.reshape(len(a), -1), b.reshape(len(b), -1)
-    a, b = a - a.mean(1, keepdims=True), b - b.mean(1, keepdims=True)
-    den = np.sqrt((a * a).sum(1) * (b * b).sum(1))
-    return np.where(den > 0, (a * b).sum(1) / np.where(den > 0, den, 1), 1.0)
+from pneumonia.train.quantize import agreement, conv_block  # noqa: E402
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", default=str(ROOT / "model"))
     p.add_argument("--data", required=True)
-    p.add_argument("--precisions", default="f32,bf16")
+    p.add_argument("--precisions", default="f32,bf16,int8")
     args = p.parse_args()
     folder = Path(args.model)
     net, config = load_model_folder(folder)
@@ -84,34 +80,32 @@ def compare(folder: Path, net, config: dict, name: str, canons: np.ndarray, labe
         w, b = f["w"].astype(np.float64), float(f["b"])
     print(f"\n{name}: {len(x)} X-rays with lungs found; reference: Keras fp32 (TensorFlow), ROC AUC "
           f"{roc_auc_score(labels, ref_logits):.4f}")
-    print("| runtime | decisions agree | ROC AUC diff | CAM correlation mean / 1st pct / min | max logit diff "
-          "| max probability diff | lung masks Dice mean / min | lungs found on both |")
-    print("|---|---|---|---|---|---|---|---|")
+    print("| runtime (ran at) | decisions agree | ROC AUC diff | CAM correlation mean / 1st pct / min "
+          "| P change 99th pct / max | max logit diff | lung masks Dice mean / min | lungs found on both | bar |")
+    print("|---|---|---|---|---|---|---|---|---|")
     rt = config["runtime"]
+    offered = {"f32": (folder / rt["classifier"], "f32"), "bf16": (folder / rt["classifier"], "bf16"),
+               **candidates(folder, config)}
     for precision in precisions:
-        classifier = Network(folder / rt["classifier"], precision)
-        acts = np.concatenate([classifier(x[i:i + 32])[0] for i in range(0, len(x), 32)])
-        logits = acts.mean(axis=(1, 2)).astype(np.float64) @ w + b
-        decided = logits >= cut
-        maps = linear_cam(acts, w, decided)
-        agree = float(np.mean(decided == (ref_logits >= cut)))
-        auc_diff = roc_auc_score(labels, logits) - roc_auc_score(labels, ref_logits)
-        r = correlations(maps, ref_maps)
-        dp = np.abs(sigmoid(logits / t) - sigmoid(ref_logits / t)).max()
-        line = (f"| OpenVINO {precision} | {agree:.2%} | {auc_diff:+.4f} | {r.mean():.4f} / "
-                f"{np.percentile(r, 1):.4f} / {r.min():.4f} | {np.abs(logits - ref_logits).max():.4f} | {dp:.4f}")
+        if precision not in offered:
+            print(f"| {precision} | (no export of this precision in {folder}) |")
+            continue
+        path, hint = offered[precision]
+        classifier = Network(path, hint)
+        m = agreement(ref_logits, ref_maps, conv_block(classifier, x), labels, w, b, t, thr)
+        line = (f"| OpenVINO {precision} ({classifier.precision}, {path.name}) | {m['decisions_agree']:.2%} "
+                f"| {m['auc_diff']:+.4f} | {m['cam_mean']:.4f} / {m['cam_p1']:.4f} / {m['cam_min']:.4f} "
+                f"| {m['dp_p99']:.4f} / {m['dp_max']:.4f} | {m['logit_max_diff']:.4f}")
         seg_file = rt.get("segmenter")
-        if seg_file:
-            seg = Segmenter(SegmenterNet(folder / seg_file, precision))
+        if seg_file and precision != "int8":   # the int8 export is the classifier's only
+            seg = Segmenter(SegmenterNet(folder / seg_file, hint))
             ov_lungs = [postprocess(q) for q in seg.probability(canons)]
             both = [(a, c) for a, c in zip(lungs, ov_lungs) if a.found and c.found]
             d = np.array([dice(c.mask, a.mask) for a, c in both])
-            line += f" | {d.mean():.4f} / {d.min():.4f} | {len(both)} of {len(canons)} |"
+            line += f" | {d.mean():.4f} / {d.min():.4f} | {len(both)} of {len(canons)}"
         else:
-            line += " | | |"
-        meets = agree >= GOALS["decisions_agree"] and abs(auc_diff) <= GOALS["auc_within"] \
-            and r.mean() >= GOALS["cam_correlation"]
-        print(line + ("" if meets else "  (misses the goals)"))
+            line += " | | "
+        print(line + f" | {'meets' if m['passes'] else 'misses'} |")
 
 
 if __name__ == "__main__":

@@ -175,6 +175,27 @@ MAX_UPLOAD = "25mb"
 # as 8 here with less memory.
 RUNTIME_PRECISION = "bf16"
 RUNTIME_MAX_BATCH = 4
+# Which precision serves is chosen by the machine at load (pneumonia.serve.runtime):
+# of those this CPU runs and that passed PRECISION_BAR, the fastest to answer
+# one image alone and then a batch of RUNTIME_MAX_BATCH, each timed TIMING_REPEATS
+# times (the best kept). PNEUMONIA_PRECISION=f32|bf16|int8 forces one.
+TIMING_REPEATS = 3
+# What a precision other than the exact fp32 must keep, on the patient-grouped
+# validation part's lung views, against the fp32 reference (bench/precision.py
+# reports it against Keras on validation and test; pneumonia.train.quantize
+# chooses the int8 export by it): decisions agreeing, ROC AUC difference,
+# Grad-CAM map correlation (mean, 1st percentile), 99th percentile of the
+# change in P(PNEUMONIA).
+PRECISION_BAR = {"decisions_agree": 0.995, "auc_within": 0.002, "cam_mean": 0.98, "cam_p1": 0.90,
+                 "dp_p99": 0.05}
+# int8 (pneumonia.train.quantize, NNCF post-training quantisation): calibrated
+# on lung views of INT8_CALIBRATION_IMAGES training-part X-rays, each clean
+# and as one stressed copy. The first stage sets of INT8_FLOAT_STAGES kept in
+# float whose export passes PRECISION_BAR is kept (fewest float layers first:
+# the fastest that passes); none passing, no int8 export. Why stages: the last
+# try quantised everything and one validation probability moved by 0.35.
+INT8_CALIBRATION_IMAGES = 600
+INT8_FLOAT_STAGES = (("conv1",), ("conv1", "conv2"), ("conv1", "conv2", "conv3"))
 # The overlay users see: at the upload's own size up to this longer side
 # (the page shows it at 340 px, twice that on a sharp screen), as a JPEG of
 # this quality written once per answer. PNG cost 13 ms a 224 px image in

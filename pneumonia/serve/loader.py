@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pneumonia.config import EMBEDDED_MODEL_DIR, HUB_MODEL_REPO, METRICS_FILE, RUNTIME_PRECISION
+from pneumonia.config import EMBEDDED_MODEL_DIR, HUB_MODEL_REPO, METRICS_FILE
 from pneumonia.folder import ModelFolderError, read_config
 from pneumonia.serve.guard import OOD_FILE, OODGuard
 from pneumonia.serve.hub import HubError, fetch_model
@@ -19,16 +19,16 @@ from pneumonia.serve.lungs import SegmenterError
 from pneumonia.serve.predictor import Forward, Predictor
 from pneumonia.serve.routing import POPULATION_FILE, LinearHead, Population
 from pneumonia.serve.subtypes import SUBTYPES_FILE, Subtypes
-from pneumonia.serve.runtime import ir_files
+from pneumonia.serve.runtime import PRECISIONS, ir_files
 
 # How a model folder becomes (forward pass, last layer, lung reader). The app
 # serves the exported networks ("openvino", no TensorFlow); the benchmarks plug
 # in the Keras files through TensorFlow as "keras" (pneumonia.train.keras_runtime,
 # bench/keras_app.py), so this wing never imports the training one.
 Networks = Callable[[Path, dict], tuple[Forward, LinearHead, LungReader]]
-# OpenVINO's inference precision; PNEUMONIA_PRECISION overrides the config's
-# (bench/precision.py says whether another one gives the same answers).
-PRECISIONS = ("f32", "bf16")
+# The classifier's precision is chosen by the machine at load
+# (runtime.choose); PNEUMONIA_PRECISION forces one (bench/precision.py says
+# whether each gives the same answers).
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +52,13 @@ class ServedModel:
             + (f"; for X-rays that look like an adult's, the adult head's "
                f"{cfg['population']['adult_head']['threshold']:.3f}." if cfg.get("population") else "."),
         ]
+        rt = self.predictor.runtime
+        if rt:
+            times = "; ".join(f"{k} {v['alone_ms']:.0f} ms alone, {v['batched_ms_per_image']:.0f} ms an image in a batch"
+                              for k, v in (rt.get("timings") or {}).items())
+            lines.append(f"**Runtime**: OpenVINO on this server's CPU, the classifier at **{rt['precision']}** "
+                         f"({rt['chosen']}{': ' + times if times else ''}). Every precision offered gives the "
+                         "fp32 answers within the bar of `bench/precision.py`.  ")
         m = self.metrics
         if m:
             t, ci = m["at_threshold"], m["ci95_at_threshold"]
@@ -127,14 +134,14 @@ def openvino_networks(folder: Path, config: dict) -> tuple[Forward, LinearHead, 
         raise ModelFolderError(f"Model folder {folder} is missing {', '.join(missing)}")
     from pneumonia.serve.runtime import Classifier
     rt = config["runtime"]
-    precision = os.environ.get("PNEUMONIA_PRECISION") or RUNTIME_PRECISION
-    if precision not in PRECISIONS:
-        raise ValueError(f"PNEUMONIA_PRECISION must be one of {', '.join(PRECISIONS)}, not {precision!r}")
+    forced = os.environ.get("PNEUMONIA_PRECISION") or None
+    if forced not in (None, "auto", *PRECISIONS):
+        raise ValueError(f"PNEUMONIA_PRECISION must be auto or one of {', '.join(PRECISIONS)}, not {forced!r}")
     with np.load(folder / rt["head"]) as f:
         head = LinearHead(f["w"].astype(np.float64), float(f["b"]), float(config["temperature"]),
                           float(config["threshold"]))
-    forward = Classifier(folder / rt["classifier"], precision)
-    reader = LungReader.exported(folder, config, precision)
+    forward = Classifier.load(folder, config, None if forced == "auto" else forced)
+    reader = LungReader.exported(folder, config, "f32" if forced == "f32" else None)
     # The first request pays no compilation: both networks run once now.
     forward(np.zeros((1, 224, 224, 3), np.float32))
     if reader.segmenter is not None:

@@ -52,6 +52,8 @@ class Predictor:
         self.subtypes = subtypes
         self.version = version
         self.reader = reader or LungReader(None)
+        # Which precision the classifier runs at, and why (pneumonia.serve.runtime.choose).
+        self.runtime = getattr(forward, "runtime", None)
         self.classes = list(config["class_names"])
         self.threshold = head.threshold
 
@@ -103,7 +105,8 @@ class Predictor:
         if not who.get("is_chest_xray", True):
             return {"refusal": {"reason": "not_chest_xray", "message": VERDICT}, **who, "probabilities": None,
                     "probability_pneumonia": None, "threshold": None, "decision": None, "heatmap_class": None,
-                    "lungs": lung_info, "heatmap": None, "model_version": self.version, "overlay": None}
+                    "lungs": lung_info, "heatmap": None, "model_version": self.version, "runtime": self.runtime,
+                    "overlay": None}
         probs, thresholds, _, weights = answer(pooled, self.head, self.population)
         p, threshold = float(probs[0]), float(thresholds[0])
         decided = int(p >= threshold)
@@ -128,6 +131,7 @@ class Predictor:
             # that draw it themselves (at any resolution).
             "heatmap": {"grid": np.round(cam, 3).tolist(), "box": box.as_dict(w, h)},
             "model_version": self.version,
+            "runtime": self.runtime,
             "overlay": self._overlay(grey, cam, box, seen if lung is not None else None),
         }
         return {**result, **describe(self.subtypes, pooled, result)}

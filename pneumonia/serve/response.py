@@ -55,7 +55,7 @@ def respond(result: dict, folder: str | Path) -> tuple[dict | None, dict | None,
     return label(result), overlay, details(result)
 
 
-def refuse(error: ImageError, model_version: str) -> tuple[None, None, dict]:
+def refuse(error: ImageError, model_version: str, runtime: dict | None = None) -> tuple[None, None, dict]:
     """An image refused before an answer, in the same shape as the guard's refusal."""
     return None, None, details({"refusal": {"reason": error.reason, "message": str(error)},
-                                "model_version": model_version})
+                                "model_version": model_version, "runtime": runtime})

@@ -9,32 +9,54 @@ conv5 in about a third of TensorFlow's time at batch 1, with outputs equal to
 from __future__ import annotations
 
 import functools
+import logging
 from pathlib import Path
 import threading
+import time
 
 import numpy as np
 
-from pneumonia.config import RUNTIME_MAX_BATCH, RUNTIME_PRECISION
+from pneumonia.config import RUNTIME_MAX_BATCH, RUNTIME_PRECISION, TIMING_REPEATS
 from pneumonia.serve.batching import Batcher
 
-# What `pneumonia.train.export` writes into a model folder.
+# What `pneumonia.train.export` (and `pneumonia.train.quantize`, the int8
+# classifier) write into a model folder.
 CLASSIFIER_IR = "classifier.xml"
+INT8_IR = "classifier.int8.xml"
 SEGMENTER_IR = "lungs.xml"
 HEAD_FILE = "head.npz"
-RUNTIME_FILES = [CLASSIFIER_IR, CLASSIFIER_IR[:-4] + ".bin", SEGMENTER_IR, SEGMENTER_IR[:-4] + ".bin", HEAD_FILE]
+RUNTIME_FILES = [f for ir in (CLASSIFIER_IR, INT8_IR, SEGMENTER_IR) for f in (ir, ir[:-4] + ".bin")] + [HEAD_FILE]
+# What the classifier can run at: the fp32 export at fp32 or bf16 arithmetic,
+# or the int8 export (its float layers at fp32).
+PRECISIONS = ("f32", "bf16", "int8")
+
+log = logging.getLogger(__name__)
 
 
 def ir_files(config: dict) -> list[str]:
     """Every file the runtime reads from a folder, per its config."""
     rt = config.get("runtime") or {}
     files = [rt[k] for k in ("classifier", "segmenter", "head") if rt.get(k)]
+    if int8_passed(config):
+        files.append(rt["int8"]["classifier"])
     return files + [f[:-4] + ".bin" for f in files if f.endswith(".xml")]
 
 
+def int8_passed(config: dict) -> bool:
+    """The folder has an int8 classifier that passed the precision bar."""
+    q = (config.get("runtime") or {}).get("int8") or {}
+    return bool(q.get("passed") and q.get("classifier"))
+
+
 @functools.cache
-def _core():
+def core():
     import openvino as ov
     return ov.Core()
+
+
+def bf16_arithmetic() -> bool:
+    """This CPU computes in bf16 (AVX-512 BF16 or AMX); without it OpenVINO runs bf16 requests in fp32."""
+    return "BF16" in core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
 
 
 class Network:
@@ -43,10 +65,10 @@ class Network:
     def __init__(self, path: str | Path, precision: str = RUNTIME_PRECISION):
         self.path = Path(path)
         try:
-            self.compiled = _core().compile_model(str(self.path), "CPU", {
+            self.compiled = core().compile_model(str(self.path), "CPU", {
                 "INFERENCE_PRECISION_HINT": precision, "PERFORMANCE_HINT": "LATENCY"})
         except RuntimeError:  # a CPU without bf16 arithmetic: fp32, exact
-            self.compiled = _core().compile_model(str(self.path), "CPU", {
+            self.compiled = core().compile_model(str(self.path), "CPU", {
                 "INFERENCE_PRECISION_HINT": "f32", "PERFORMANCE_HINT": "LATENCY"})
         # What the CPU actually runs (OpenVINO may fall back to f32 on its own).
         self.precision = self.compiled.get_property("INFERENCE_PRECISION_HINT").get_type_name()
@@ -58,14 +80,75 @@ class Network:
             return tuple(np.array(out[o]) for o in self.compiled.outputs)
 
 
+def candidates(folder: Path, config: dict) -> dict[str, tuple[Path, str]]:
+    """precision -> (IR file, OpenVINO inference precision) for each precision
+    this CPU runs that the folder offers: fp32 always, bf16 only where the CPU
+    computes in it, int8 only where the folder's int8 export passed the bar."""
+    rt = config["runtime"]
+    out = {"f32": (folder / rt["classifier"], "f32")}
+    if bf16_arithmetic():
+        out["bf16"] = (folder / rt["classifier"], "bf16")
+    if int8_passed(config):
+        out["int8"] = (folder / rt["int8"]["classifier"], "f32")
+    return out
+
+
+def time_network(net: "Network", max_batch: int = RUNTIME_MAX_BATCH, repeats: int = TIMING_REPEATS) -> tuple[float, float]:
+    """(ms for one image alone, ms per image in a batch of `max_batch`), best of `repeats`."""
+    x = np.zeros((max_batch, 224, 224, 3), np.float32)
+    net(x[:1])  # the first inference sets up its buffers
+    best = [np.inf, np.inf]
+    for _ in range(repeats):
+        for i, n in enumerate((1, max_batch)):
+            t = time.perf_counter()
+            net(x[:n])
+            best[i] = min(best[i], 1000 * (time.perf_counter() - t) / n)
+    return best[0], best[1]
+
+
+def choose(folder: Path, config: dict, forced: str | None = None) -> tuple["Network", dict]:
+    """The classifier network this machine serves, and how it was chosen: the
+    fastest candidate to answer one image alone plus a full batch (a server
+    sees both: lone requests, and batches under load), or the forced precision."""
+    options = candidates(folder, config)
+    if forced:
+        if forced not in options:
+            raise ValueError(f"precision {forced!r} is not available here (available: {', '.join(options)})")
+        options = {forced: options[forced]}
+    timings: dict[str, dict] = {}
+    best: tuple[float, str, Network] | None = None
+    for name, (path, hint) in options.items():
+        net = Network(path, hint)
+        if len(options) == 1:
+            best = (0.0, name, net)
+            break
+        alone, batched = time_network(net)
+        timings[name] = {"alone_ms": round(alone, 2), "batched_ms_per_image": round(batched, 2)}
+        score = alone + RUNTIME_MAX_BATCH * batched
+        if best is None or score < best[0]:
+            best = (score, name, net)   # a slower network is dropped here, its memory with it
+    _, name, net = best
+    how = ("forced by PNEUMONIA_PRECISION" if forced else
+           "the only precision offered here" if len(options) == 1 else
+           f"fastest of {', '.join(options)} on this CPU at start-up (one image alone, then {RUNTIME_MAX_BATCH} together)")
+    info = {"precision": name, "chosen": how, "timings": timings or None, "cpu_bf16": bf16_arithmetic()}
+    log.info("classifier at %s: %s %s", name, how, timings)
+    return net, info
+
+
 class Classifier:
     """RGB (n, 224, 224, 3) in [0, 255] -> (last conv block (n, 7, 7, C),
     pooled features (n, C)), the same contract as `gradcam.Activations`.
-    Concurrent callers are batched."""
+    Concurrent callers are batched. `runtime` says which precision runs and why."""
 
-    def __init__(self, path: str | Path, precision: str = RUNTIME_PRECISION, max_batch: int = RUNTIME_MAX_BATCH):
-        self.net = Network(path, precision)
+    def __init__(self, net: "Network", runtime: dict | None = None, max_batch: int = RUNTIME_MAX_BATCH):
+        self.net, self.runtime = net, runtime or {"precision": net.precision}
         self.batcher = Batcher(self._run, max_batch, name="classifier")
+
+    @classmethod
+    def load(cls, folder: str | Path, config: dict, forced: str | None = None) -> "Classifier":
+        """The folder's classifier at the precision `choose` picks."""
+        return cls(*choose(Path(folder), config, forced))
 
     def _run(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         activations = self.net(x)[0]

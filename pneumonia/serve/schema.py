@@ -76,5 +76,14 @@ DETAILS_SCHEMA = {
         "tuberculosis": _subtype(["signs", "no signs"], "tuberculosis signs, for an adult's X-ray whatever the "
                                  "pneumonia answer; probability is P(TB signs)"),
         "model_version": {**_STRING, "description": "the model revision that answered"},
+        "runtime": _nullable({"type": "object", "properties": {
+            "precision": {"type": "string", "enum": ["f32", "bf16", "int8"],
+                          "description": "what the classifier computes in on this server"},
+            "chosen": {**_STRING, "description": "how that precision was chosen, in words"},
+            "timings": _nullable({"type": "object", "additionalProperties": {"type": "object", "properties": {
+                "alone_ms": _NUMBER, "batched_ms_per_image": _NUMBER}}},
+                "each candidate's start-up timing on this CPU (null when only one was offered)"),
+            "cpu_bf16": {**_BOOL, "description": "this CPU computes in bf16"}}},
+            "the classifier's precision on this server and why (null for a runtime that does not say)"),
     },
 }
