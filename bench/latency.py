@@ -1,17 +1,21 @@
-"""Latency, cold start and memory of the app on this machine, side by side:
-the served runtime (OpenVINO, forward only) against the same model through
-TensorFlow (`PNEUMONIA_RUNTIME=keras`), in one run.
+"""Latency, cold start and memory of the app on this machine, side by side
+in one run: the served runtime (OpenVINO, forward only) at each precision
+asked for against the same model through TensorFlow, and apps of other
+revisions.
 
-    python bench/latency.py [--model model] [--runs 40]
+    python bench/latency.py [--model model] [--runs 40] [--precisions auto,f32,int8] [--apps served,keras,REV]
 
 1. In-process, the whole path (`Predictor.analyze` on the file's bytes:
    decode, lungs, lung view, classifier forward pass, Grad-CAM from it, overlay),
-   its two networks timed apart (the segmenter's step vs the classifier's
-   call), for each runtime; and the keras.io Grad-CAM recipe run as written
+   its steps timed apart, for OpenVINO at each precision
+   (`PNEUMONIA_PRECISION`; "auto" is what the app chooses on this CPU) and
+   for TensorFlow (whose classifier step is the plain TensorFlow forward the
+   ratios are taken against); and the keras.io Grad-CAM recipe run as written
    (eager GradientTape, plus `model.predict` for the probability).
-2. The app in a subprocess, for each runtime: cold start (process start to
-   first answer), end-to-end latency through `gradio_client`, resident memory.
-Prints a table and the ratios.
+2. Each app in a subprocess ("served", "served@int8", "keras", or a git
+   revision, as bench/load.py takes them): cold start (process start to first
+   answer), latency through `gradio_client`, resident memory.
+Prints tables and the ratios.
 """
 from __future__ import annotations
 
@@ -31,8 +35,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
 
-# The app as served, and the same app through TensorFlow (the training wing plugs it in).
-APPS = {"openvino": "app.py", "keras": "bench/keras_app.py"}
+sys.path.insert(0, str(ROOT / "bench"))
+from apps import app_dir, cleanup, rss_mb  # noqa: E402
 
 
 def pct(xs: list[float]) -> tuple[float, float]:
@@ -55,13 +59,16 @@ def keras_io_recipe(model, img_array, layer="conv5_block3_out"):
     return preds, (tf.maximum(heatmap, 0) / tf.math.reduce_max(heatmap)).numpy()
 
 
-def in_process(model_dir: str, images: list[Path], runs: int, runtime: str) -> dict:
+def in_process(model_dir: str, images: list[Path], runs: int, runtime: str, precision: str = "auto") -> dict:
+    from unittest import mock
+
     from pneumonia.serve.imaging import load_image, to_model_input
     from pneumonia.serve.loader import load
     if runtime == "keras":
         from pneumonia.train import keras_runtime
         keras_runtime.register()
-    served = load(model_dir, runtime=runtime)
+    with mock.patch.dict(os.environ, {"PNEUMONIA_PRECISION": precision}):
+        served = load(model_dir, runtime=runtime)
     predictor = served.predictor
     greys = [load_image(p) for p in images]
     files = [p.read_bytes() for p in images]
@@ -105,7 +112,8 @@ def in_process(model_dir: str, images: list[Path], runs: int, runtime: str) -> d
                     acc.append(1000 * (time.perf_counter() - t0))
             predictor.subtypes = kept
             heads = {"with_heads": pct(on), "without_heads": pct(off)}
-        return {"ours": pct(ours), **found, **heads, "variant": predictor.reader.variant}
+        return {"ours": pct(ours), **found, **heads, "variant": predictor.reader.variant,
+                "precision": predictor.runtime["precision"]}
     from pneumonia.train.model import load_model_folder
     net, _ = load_model_folder(model_dir)
     keras_io_recipe(net, to_model_input(greys[0])[None])
@@ -115,13 +123,6 @@ def in_process(model_dir: str, images: list[Path], runs: int, runtime: str) -> d
         keras_io_recipe(net, to_model_input(greys[i % len(greys)])[None])
         recipe.append(1000 * (time.perf_counter() - t))
     return {"ours": pct(ours), "recipe": pct(recipe), **found, "variant": predictor.reader.variant}
-
-
-def rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 def raw_http(url: str, image: Path, runs: int) -> dict[str, float]:
@@ -158,14 +159,15 @@ def raw_http(url: str, image: Path, runs: int) -> dict[str, float]:
     return {name: float(np.median(v)) for name, v in steps.items()}
 
 
-def end_to_end(model_dir: str, images: list[Path], runs: int, runtime: str) -> dict:
+def end_to_end(model_dir: str, images: list[Path], runs: int, app: str, keep: list) -> dict:
     from conftest import free_port
     from gradio_client import Client, handle_file
     port = free_port()
+    cwd, script, extra = app_dir(app, keep)
     env = {**os.environ, "GRADIO_SERVER_NAME": "127.0.0.1", "GRADIO_SERVER_PORT": str(port),
-           "PNEUMONIA_MODEL": model_dir, "PNEUMONIA_RUNTIME": runtime}
+           "PNEUMONIA_MODEL": model_dir, "HF_HUB_OFFLINE": "1", **extra}
     t0 = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, APPS[runtime]], cwd=ROOT, env=env,
+    proc = subprocess.Popen([sys.executable, script], cwd=cwd, env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}/"
     try:
@@ -199,7 +201,7 @@ def end_to_end(model_dir: str, images: list[Path], runs: int, runtime: str) -> d
     # A restart: the first user's request,
     # 3 s after the server answers.
     from conftest import wait_for_http
-    proc = subprocess.Popen([sys.executable, APPS[runtime]], cwd=ROOT, env=env,
+    proc = subprocess.Popen([sys.executable, script], cwd=cwd, env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         wait_for_http(url, proc)
@@ -218,49 +220,55 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", default=str(ROOT / "model"))
     p.add_argument("--runs", type=int, default=40)
+    p.add_argument("--precisions", default="auto,f32,int8", help="OpenVINO precisions in process (auto: the app's choice)")
+    p.add_argument("--apps", default="served,keras", help="apps end to end: served[@precision], keras, git revisions")
     args = p.parse_args()
     images = sorted((ROOT / "examples").glob("*.jpeg"))
-    runtimes = ("openvino", "keras")
     # The apps first, one at a time, on a quiet machine; then the libraries.
-    e2e = {r: end_to_end(args.model, images, args.runs, r) for r in runtimes}
-    local = {r: in_process(args.model, images, args.runs, r) for r in runtimes}
-    ov, tf = local["openvino"], local["keras"]
-    print(f"\n{os.cpu_count()} CPU cores, {args.runs} runs, {len(images)} example images; "
-          "OpenVINO (served) | TensorFlow, same model\n")
-    print("| measurement | OpenVINO p50 / p95 | TensorFlow p50 / p95 | target (OpenVINO) |")
-    print("|---|---|---|---|")
+    keep: list[str] = []
+    try:
+        e2e = {a: end_to_end(args.model, images, args.runs, a, keep) for a in args.apps.split(",")}
+    finally:
+        cleanup(keep)
+    local = {f"OpenVINO {q}": in_process(args.model, images, args.runs, "openvino", q)
+             for q in args.precisions.split(",")}
+    local["TensorFlow"] = in_process(args.model, images, args.runs, "keras")
+    tf = local["TensorFlow"]
+    names = list(local)
+    print(f"\n{os.cpu_count()} CPU cores, {args.runs} runs, {len(images)} example images; in process, p50 / p95 ms "
+          f"(OpenVINO auto chose {local.get('OpenVINO auto', {}).get('precision', '-')})\n")
+    print("| in process | " + " | ".join(names) + " |")
+    print("|---|" + "---|" * len(names))
 
-    def row(name, a, b, target=""):
-        print(f"| {name} | {a[0]:.1f} / {a[1]:.1f} ms | {b[0]:.1f} / {b[1]:.1f} ms | {target} |")
-    row(f"in-process path: lungs ({ov['variant']}), classifier, Grad-CAM, overlay", ov["ours"], tf["ours"],
-        "p50 <= 30 ms")
-    row("of which decoding the upload", ov["decode"], tf["decode"])
-    row("of which lung segmentation, post-processing and lung view", ov["lungs"], tf["lungs"])
-    row("of which classifier forward pass (Grad-CAM is read from it)", ov["classifier"], tf["classifier"])
-    row("of which drawing the overlay (heat where the model read, outline)", ov["overlay"], tf["overlay"])
-    row("of which encoding the overlay as JPEG and writing its file", ov["jpeg"], tf["jpeg"])
-    if "with_heads" in ov:
-        w, o = ov["with_heads"], ov["without_heads"]
-        print(f"| in-process path with the heads under the answer / without (interleaved, OpenVINO) | "
-              f"{w[0]:.1f} / {w[1]:.1f} ms | {o[0]:.1f} / {o[1]:.1f} ms without | ratio p50 {w[0] / o[0]:.3f} |")
-    a, b = e2e["openvino"], e2e["keras"]
-    row("through gradio_client, Client(url, ssl_verify=False)", a["e2e_no_tls"], b["e2e_no_tls"], "p50 <= 80 ms")
-    row("through gradio_client, default Client(url)", a["e2e"], b["e2e"], "p50 <= 150 ms")
-    raw = a["raw"]
-    print(f"| same call as raw HTTP (OpenVINO app): upload {raw['upload']:.0f} + join {raw['join']:.0f} + queue "
-          f"stream {raw['stream']:.0f} (holds the model call) + overlay download {raw['download']:.0f} | "
-          f"{sum(raw.values()):.0f} ms | | |")
-    print(f"| cold start: process start to first answer | {a['cold_s']:.1f} s | {b['cold_s']:.1f} s | <= 6 s |")
-    print(f"| first request after a restart, Client(url, ssl_verify=False) | "
-          f"{a['first_after_restart_ms']:.0f} ms | {b['first_after_restart_ms']:.0f} ms | no tracing or compilation |")
-    print(f"| server resident memory after the runs | {a['rss_mb']:.0f} MB | {b['rss_mb']:.0f} MB | <= 500 MB |")
-    print(f"| predict + Grad-CAM, keras.io recipe (eager, TensorFlow) | | {tf['recipe'][0]:.0f} / {tf['recipe'][1]:.0f} ms | |")
-    print(f"\nIn-process path, TensorFlow / OpenVINO (p50): {tf['ours'][0] / ov['ours'][0]:.2f}x; "
-          f"classifier step: {tf['classifier'][0] / ov['classifier'][0]:.2f}x; "
-          f"keras.io recipe / OpenVINO path: {tf['recipe'][0] / ov['ours'][0]:.1f}x")
-    print(f"Through gradio_client (ssl_verify=False), TensorFlow app / OpenVINO app (p50): "
-          f"{b['e2e_no_tls'][0] / a['e2e_no_tls'][0]:.2f}x; cold start {b['cold_s'] / a['cold_s']:.2f}x; "
-          f"memory {b['rss_mb'] / a['rss_mb']:.2f}x")
+    def row(label: str, key: str) -> None:
+        print(f"| {label} | " + " | ".join(f"{local[n][key][0]:.1f} / {local[n][key][1]:.1f}" for n in names) + " |")
+    row(f"whole path: lungs ({tf['variant']}), classifier, Grad-CAM, overlay", "ours")
+    row("of which decoding the upload", "decode")
+    row("of which lung segmentation, post-processing and lung view", "lungs")
+    row("of which classifier forward pass (Grad-CAM is read from it)", "classifier")
+    row("of which drawing the overlay (heat where the model read, outline)", "overlay")
+    row("of which encoding the overlay as JPEG and writing its file", "jpeg")
+    print("| whole path / plain TensorFlow forward (p50; goal <= 0.40x on a CPU without bf16) | "
+          + " | ".join(f"{local[n]['ours'][0] / tf['classifier'][0]:.2f}x" for n in names) + " |")
+    for n, r in local.items():
+        if "with_heads" in r:
+            w, o = r["with_heads"], r["without_heads"]
+            print(f"\n{n}: with the heads under the answer / without (interleaved): {w[0]:.1f} / {o[0]:.1f} ms p50")
+    print(f"keras.io recipe (eager, TensorFlow): {tf['recipe'][0]:.0f} / {tf['recipe'][1]:.0f} ms\n")
+    apps = list(e2e)
+    print("| app | " + " | ".join(apps) + " | goal (no bf16) |")
+    print("|---|" + "---|" * len(apps) + "---|")
+    for label, key, goal in (("gradio_client, Client(url, ssl_verify=False), p50 / p95", "e2e_no_tls", ""),
+                             ("gradio_client, default Client(url), p50 / p95", "e2e", "p50 <= 200 ms")):
+        print(f"| {label} | " + " | ".join(f"{e2e[a][key][0]:.0f} / {e2e[a][key][1]:.0f} ms" for a in apps) + f" | {goal} |")
+    print("| raw HTTP: upload + join + queue stream (holds the model call) + overlay download | "
+          + " | ".join(" + ".join(f"{v:.0f}" for v in e2e[a]["raw"].values()) + " ms" for a in apps) + " | |")
+    print("| cold start: process start to first answer | " + " | ".join(f"{e2e[a]['cold_s']:.1f} s" for a in apps)
+          + " | <= 5 s |")
+    print("| first request after a restart | " + " | ".join(f"{e2e[a]['first_after_restart_ms']:.0f} ms" for a in apps)
+          + " | |")
+    print("| server resident memory after the runs | " + " | ".join(f"{e2e[a]['rss_mb']:.0f} MB" for a in apps)
+          + " | <= 450 MB |")
 
 
 if __name__ == "__main__":

@@ -8,10 +8,11 @@ asked for, one after the other in one run.
 Modes: "distinct" sends the 120 test X-rays of tests/data (different images at
 any moment), "identical" has every client send the same X-ray at once (the
 bundled examples, a class clicking the same thumbnail, a script retrying).
-Apps: "served" is this working tree as the app serves it; "keras" the same
-through TensorFlow (PNEUMONIA_RUNTIME=keras); any git revision (e.g. HEAD, or
-a commit) runs that revision's app.py from a temporary worktree on the same
-model folder, side by side. Bounded in requests and time. Prints requests/s,
+Apps: "served" is this working tree as the app serves it ("served@f32",
+"served@int8": that precision forced); "keras" the same through TensorFlow
+(PNEUMONIA_RUNTIME=keras); any git revision (e.g. HEAD, or a commit) runs
+that revision's app.py from a temporary worktree on the same model folder,
+side by side. Bounded in requests and time. Prints requests/s,
 p50/p95/p99 latency, errors, the server's CPU time per request, and its
 resident memory after warm-up, at its peak (sampled every 0.5 s), after the
 run and per 100 requests answered. The clients run in this process, on the
@@ -23,7 +24,6 @@ import argparse
 import os
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
@@ -36,26 +36,7 @@ os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
 from conftest import free_port, wait_for_http  # noqa: E402
 sys.path.insert(0, str(ROOT / "bench"))
-from latency import rss_mb  # noqa: E402
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process so far (all its threads)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def app_dir(app: str, keep: list) -> tuple[Path, str, dict]:
-    """Where an app's app.py lives, the script that serves it, and its
-    environment: this tree (through TensorFlow for "keras", with the launcher
-    that plugs it in), or a git revision checked out into a temporary worktree."""
-    if app in ("served", "keras"):
-        return ROOT, "bench/keras_app.py" if app == "keras" else "app.py", {"PNEUMONIA_RUNTIME": "openvino"}
-    tmp = tempfile.mkdtemp(prefix="pneumonia-bench-")
-    subprocess.run(["git", "worktree", "add", "--detach", tmp, app], cwd=ROOT, check=True,
-                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    keep.append(tmp)
-    return Path(tmp), "app.py", {"PNEUMONIA_RUNTIME": "openvino"}
+from apps import app_dir, cleanup, cpu_seconds, rss_mb  # noqa: E402
 
 
 def run_load(model: str, app: str, mode: str, clients: int, requests: int, seconds: float, keep: list) -> dict:
@@ -148,8 +129,7 @@ def main() -> None:
                    run_load(f, a, m, args.clients, args.requests, args.seconds, keep)
                    for m in args.modes.split(",") for f in models for a in args.apps.split(",")}
     finally:
-        for tmp in keep:
-            subprocess.run(["git", "worktree", "remove", "--force", tmp], cwd=ROOT, check=False)
+        cleanup(keep)
     print(f"\n{args.clients} concurrent clients downloading the overlay, up to {args.requests} requests each run, "
           f"on {os.cpu_count()} CPU cores\n")
     print("| app | images | requests | requests/s | p50 | p95 | p99 | errors | server CPU / request "

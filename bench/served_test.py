@@ -2,7 +2,12 @@
 through `gradio_client`'s `/predict`, for each model folder asked for, side by
 side in one run.
 
-    python bench/served_test.py --data chest_xray [--models model,runs/model16]
+    python bench/served_test.py --data chest_xray [--models model,runs/model16,model@f32,model@int8]
+
+`FOLDER@PRECISION` serves the folder with that classifier precision forced
+(PNEUMONIA_PRECISION); plain FOLDER gets what the app chooses on this CPU.
+Against the first, each other run's answers are compared: decisions agreeing
+and the change in P(PNEUMONIA) (99th percentile and largest).
 
 Each app serves its folder as it would on a Space (OpenVINO runtime, the
 population files, the thresholds in config); the answers are read from the
@@ -45,8 +50,10 @@ def served_answers(model: str, paths: list[Path]) -> list[dict | None]:
     """/predict's JSON for each file (None where the app refused it)."""
     from gradio_client import Client, handle_file
     port = free_port()
+    folder, _, precision = model.partition("@")
     env = {**os.environ, "GRADIO_SERVER_NAME": "127.0.0.1", "GRADIO_SERVER_PORT": str(port),
-           "PNEUMONIA_MODEL": model, "HF_HUB_OFFLINE": "1", "PNEUMONIA_RUNTIME": "openvino"}
+           "PNEUMONIA_MODEL": folder, "HF_HUB_OFFLINE": "1", "PNEUMONIA_RUNTIME": "openvino",
+           "PNEUMONIA_PRECISION": precision}
     proc = subprocess.Popen([sys.executable, "app.py"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}/"
@@ -117,6 +124,15 @@ def main() -> None:
                                        for k in keys) + f" | {r['refused']} |")
     print("| goal | " + " | ".join(("<= " if k in ("ece_15", "adult_head_share") else ">= ") + str(GOALS[k])
                                    for k in keys) + " | |")
+    base_name, base = next(iter(answers.items()))
+    for m, a in list(answers.items())[1:]:
+        both = [(x, y) for x, y in zip(base, a) if x and y and x.get("decision") and y.get("decision")]
+        agree = np.mean([x["decision"] == y["decision"] for x, y in both])
+        dp = np.abs([x["probability_pneumonia"] - y["probability_pneumonia"] for x, y in both])
+        precision = {(y.get("runtime") or {}).get("precision") for _, y in both}
+        print(f"{m} (ran at {', '.join(sorted(map(str, precision)))}) against {base_name}: decisions agree on "
+              f"{agree:.2%} of {len(both)}, P(PNEUMONIA) change 99th percentile {np.percentile(dp, 99):.4f}, "
+              f"largest {dp.max():.4f}")
     if args.out:
         Path(args.out).write_text(json.dumps(results, indent=2) + "\n")
 

@@ -132,6 +132,19 @@ def test_every_refusal_reaches_a_program_in_one_shape(client, tmp_path):
     assert list(details)[:len(keys)] == keys
 
 
+def test_the_answer_says_which_precision_served_it(client):
+    """details.runtime: the precision this server's CPU runs, chosen at start-up
+    among those offered, the same in answers and refusals."""
+    from pneumonia.serve.runtime import PRECISIONS, bf16_arithmetic
+    _, _, answered = client.predict(handle_file(str(EXAMPLES / "NORMAL_IM-0001-0001.jpeg")), api_name="/predict")
+    _, _, refused_ = client.predict(None, api_name="/predict")
+    rt = answered["runtime"]
+    assert rt == refused_["runtime"] and rt["precision"] in PRECISIONS and rt["cpu_bf16"] == bf16_arithmetic()
+    assert rt["precision"] != "bf16" or bf16_arithmetic()
+    if rt["timings"]:   # several were offered: the fastest of them was chosen
+        assert rt["chosen"].startswith("fastest of") and rt["precision"] in rt["timings"]
+
+
 def test_the_guards_refusal_has_the_same_shape(client):
     """Adult and child X-rays the guard refuses come back as refusals too (the
     bundled adults and NIH test files are answered or refused, never an error)."""

@@ -29,9 +29,10 @@ def compare(folder, net, views, precision: str) -> dict:
     """The exported classifier at `precision` against the Keras model (TensorFlow)."""
     from pneumonia.train.gradcam import Activations, GradCAM
     from pneumonia.serve.heatmap import linear_cam
-    from pneumonia.serve.runtime import Classifier
+    from pneumonia.serve.runtime import Classifier, Network
     runtime = json.loads((folder / "config.json").read_text())["runtime"]
-    acts, pooled = Classifier(folder / runtime["classifier"], precision)(views)
+    file = runtime["int8"]["classifier"] if precision == "int8" else runtime["classifier"]
+    acts, pooled = Classifier(Network(folder / file, "f32" if precision == "int8" else precision))(views)
     ref_acts, _ = Activations(net)(views)
     with np.load(folder / runtime["head"]) as f:
         w, b = f["w"], float(f["b"])
@@ -76,6 +77,67 @@ def test_committed_export_is_within_its_stated_tolerance(shipped, views):
     assert bf16["same_side"] and bf16["corr"] >= 0.99 and bf16["logit"] < 1.0, bf16
 
 
+def test_committed_int8_export_keeps_the_answers(shipped, views):
+    """The int8 classifier (conv1 and conv2 in float where its rule put them)
+    decides every example as Keras does, with maps correlating >= 0.98 on
+    average (bench/precision.py: the bar on all validation X-rays)."""
+    config = json.loads((MODEL_DIR / "config.json").read_text())
+    assert config["runtime"]["int8"]["passed"], config["runtime"]["int8"]
+    d = compare(MODEL_DIR, shipped[0], views, "int8")
+    assert d["same_side"] and d["logit"] < 1.0, d
+
+
+def _tiny_folder(tmp_path):
+    """A one-conv classifier exported like a model folder's."""
+    import keras
+
+    from pneumonia.train.export import export_folder
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((224, 224, 3))
+    x = keras.layers.AveragePooling2D(32)(inputs)
+    x = keras.layers.Conv2D(4, 1, activation="relu", name="conv5_block3_out")(x)
+    x = keras.layers.GlobalAveragePooling2D(name="avg_pool")(x)
+    model = keras.Model(inputs, keras.layers.Dense(1, name="logit")(x))
+    model.save(tmp_path / "model.keras")
+    (tmp_path / "config.json").write_text(json.dumps({"class_names": ["NORMAL", "PNEUMONIA"], "threshold": 0.5,
+                                                      "temperature": 1.0, "input_size": [224, 224, 3]}))
+    export_folder(tmp_path, fp16_weights=False)
+    return model, json.loads((tmp_path / "config.json").read_text())
+
+
+def test_the_machine_chooses_the_fastest_precision_that_passed(tmp_path):
+    """Offered: fp32 always, bf16 only on a CPU that computes in it, int8 only
+    when its export passed the bar; the one chosen is the fastest of those
+    timed (one image alone plus a full batch), and a forced one is obeyed or
+    refused by name."""
+    from pneumonia.config import RUNTIME_MAX_BATCH
+    from pneumonia.serve.runtime import bf16_arithmetic, candidates, choose
+    _, config = _tiny_folder(tmp_path)
+    expected = {"f32", "bf16"} if bf16_arithmetic() else {"f32"}
+    assert set(candidates(tmp_path, config)) == expected
+    config["runtime"]["int8"] = {"passed": False, "classifier": config["runtime"]["classifier"]}
+    assert set(candidates(tmp_path, config)) == expected      # int8 that missed the bar is never offered
+    config["runtime"]["int8"]["passed"] = True
+    assert set(candidates(tmp_path, config)) == expected | {"int8"}
+    net, info = choose(tmp_path, config)
+    score = {k: v["alone_ms"] + RUNTIME_MAX_BATCH * v["batched_ms_per_image"] for k, v in info["timings"].items()}
+    assert set(score) == expected | {"int8"} and info["precision"] == min(score, key=score.get)
+    assert info["chosen"].startswith("fastest of") and info["cpu_bf16"] == bf16_arithmetic()
+    net, info = choose(tmp_path, config, "f32")
+    assert info == {"precision": "f32", "chosen": "forced by PNEUMONIA_PRECISION", "timings": None,
+                    "cpu_bf16": bf16_arithmetic()} and net.precision == "f32"
+    if not bf16_arithmetic():
+        with pytest.raises(ValueError, match="'bf16' is not available here"):
+            choose(tmp_path, config, "bf16")
+
+
+def test_a_wrong_precision_override_is_named(monkeypatch):
+    from pneumonia.serve import loader
+    monkeypatch.setenv("PNEUMONIA_PRECISION", "fp8")
+    with pytest.raises(ValueError, match="PNEUMONIA_PRECISION must be auto or one of f32, bf16, int8, not 'fp8'"):
+        loader.load_folder(MODEL_DIR, str(MODEL_DIR), "committed model")
+
+
 def test_exported_segmenter_finds_the_same_lungs(shipped):
     from pneumonia.serve.runtime import SegmenterNet
     from pneumonia.serve.lungs import Segmenter, postprocess
@@ -91,25 +153,13 @@ def test_exported_segmenter_finds_the_same_lungs(shipped):
 
 
 def test_export_records_what_it_wrote(tmp_path):
-    import keras
-
-    from pneumonia.train.export import export_folder
-    from pneumonia.serve.runtime import Classifier, ir_files
-    keras.utils.set_random_seed(0)
-    inputs = keras.Input((224, 224, 3))
-    x = keras.layers.AveragePooling2D(32)(inputs)
-    x = keras.layers.Conv2D(4, 1, activation="relu", name="conv5_block3_out")(x)
-    x = keras.layers.GlobalAveragePooling2D(name="avg_pool")(x)
-    model = keras.Model(inputs, keras.layers.Dense(1, name="logit")(x))
-    model.save(tmp_path / "model.keras")
-    (tmp_path / "config.json").write_text(json.dumps({"class_names": ["NORMAL", "PNEUMONIA"], "threshold": 0.5,
-                                                      "temperature": 1.0, "input_size": [224, 224, 3]}))
-    runtime = export_folder(tmp_path, fp16_weights=False)
-    config = json.loads((tmp_path / "config.json").read_text())
-    assert config["runtime"] == runtime and "segmenter" not in runtime
+    from pneumonia.serve.runtime import Classifier, Network, ir_files
+    model, config = _tiny_folder(tmp_path)
+    runtime = config["runtime"]
+    assert "segmenter" not in runtime and "int8" not in runtime
     assert all((tmp_path / f).is_file() for f in ir_files(config))
     x = np.random.default_rng(0).uniform(0, 255, (3, 224, 224, 3)).astype(np.float32)
-    acts, pooled = Classifier(tmp_path / runtime["classifier"], "f32")(x)
+    acts, pooled = Classifier(Network(tmp_path / runtime["classifier"], "f32"))(x)
     with np.load(tmp_path / runtime["head"]) as f:
         np.testing.assert_allclose(pooled @ f["w"] + f["b"], model(x).numpy()[:, 0], rtol=1e-5, atol=1e-5)
 

@@ -59,7 +59,9 @@ def agreement(ref_logits: np.ndarray, ref_maps: np.ndarray, acts: np.ndarray, la
     r = correlations(linear_cam(acts, w, decided), ref_maps)
     dp = np.abs(sigmoid(logits / temperature) - sigmoid(ref_logits / temperature))
     out = {"n": int(len(logits)), "decisions_agree": float(np.mean(decided == (ref_logits >= cut))),
-           "auc_diff": float(roc_auc_score(labels, logits) - roc_auc_score(labels, ref_logits)),
+           # a one-class validation part (smoke runs on a handful of images) has no ROC AUC to keep
+           "auc_diff": float(roc_auc_score(labels, logits) - roc_auc_score(labels, ref_logits))
+           if len(np.unique(labels)) == 2 else 0.0,
            "cam_mean": float(r.mean()), "cam_p1": float(np.percentile(r, 1)), "cam_min": float(r.min()),
            "dp_p99": float(np.percentile(dp, 99)), "dp_max": float(dp.max()),
            "logit_max_diff": float(np.abs(logits - ref_logits).max())}
