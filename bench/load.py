@@ -36,7 +36,13 @@ os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
 from conftest import free_port, wait_for_http  # noqa: E402
 sys.path.insert(0, str(ROOT / "bench"))
-from apps import app_dir, cleanup, cpu_seconds, rss_mb  # noqa: E402
+from apps import app_dir, cleanup, cpu_seconds, rss_mb, thread_cpu, thread_names  # noqa: E402
+
+
+# Where a request's server CPU goes, by thread (names from py-spy, when installed).
+THREAD_GROUPS = {"classifier": "classifier (calling OpenVINO)", "segmenter": "segmenter (calling OpenVINO)",
+                 "AnyIO worker thread": "request threads (decode, lungs, guard, overlay, JPEG)",
+                 "Thread-1 (run)": "Gradio's event loop (HTTP, queue, JSON, file serving)"}
 
 
 def run_load(model: str, app: str, mode: str, clients: int, requests: int, seconds: float, keep: list) -> dict:
@@ -58,7 +64,7 @@ def run_load(model: str, app: str, mode: str, clients: int, requests: int, secon
         for img in images[:24]:  # warm-up
             warm.predict(handle_file(img), api_name="/predict")
         rss_warm = rss_mb(proc.pid)
-        cpu_start = cpu_seconds(proc.pid)
+        cpu_start, threads_start = cpu_seconds(proc.pid), thread_cpu(proc.pid)
         latencies: list[float] = []
         errors: list[str] = []
         peak = [rss_warm]
@@ -103,6 +109,11 @@ def run_load(model: str, app: str, mode: str, clients: int, requests: int, secon
         running.clear()
         rss_after = rss_mb(proc.pid)
         cpu = cpu_seconds(proc.pid) - cpu_start
+        names = thread_names(proc.pid)
+        by_thread: dict[str, float] = {}
+        for tid, sec in thread_cpu(proc.pid).items():
+            name = THREAD_GROUPS.get(names.get(tid), names.get(tid, "native: the runtimes' worker threads"))
+            by_thread[name] = by_thread.get(name, 0.0) + sec - threads_start.get(tid, 0.0)
     finally:
         proc.terminate()
         proc.wait(timeout=30)
@@ -110,7 +121,8 @@ def run_load(model: str, app: str, mode: str, clients: int, requests: int, secon
     return {"done": len(latencies), "errors": errors, "wall": wall, "rps": len(latencies) / wall,
             "p50": np.percentile(lat, 50), "p95": np.percentile(lat, 95), "p99": np.percentile(lat, 99),
             "rss_warm": rss_warm, "rss_peak": max(peak), "rss_after": rss_after, "marks": marks,
-            "cpu_ms": 1000 * cpu / max(1, len(latencies) + len(errors))}
+            "cpu_ms": 1000 * cpu / max(1, len(latencies) + len(errors)),
+            "threads_ms": {k: 1000 * v / max(1, len(latencies) + len(errors)) for k, v in by_thread.items()} if names else {}}
 
 
 def main() -> None:
@@ -140,6 +152,9 @@ def main() -> None:
               f"| {r['p95']:.0f} ms | {r['p99']:.0f} ms | {len(r['errors'])} | {r['cpu_ms']:.0f} ms "
               f"| {r['rss_warm']:.0f} MB | {r['rss_peak']:.0f} MB | {r['rss_after']:.0f} MB |")
     for (app, mode), r in results.items():
+        if r["threads_ms"]:
+            print(f"{app}, {mode}: server CPU per request by thread: " + ", ".join(
+                f"{k} {v:.1f} ms" for k, v in sorted(r["threads_ms"].items(), key=lambda kv: -kv[1]) if v >= 0.05))
         for e in sorted(set(r["errors"]))[:3]:
             print(f"{app}, {mode}: error:", e)
         print(f"{app}, {mode}: resident memory by requests answered: " +

@@ -47,7 +47,10 @@ def compare(folder, net, views, precision: str) -> dict:
         out["corr"] = min(out["corr"], min(np.corrcoef(m.ravel(), r.ravel())[0, 1] for m, r in zip(maps, ref_maps)))
     config = json.loads((folder / "config.json").read_text())
     cut = decision_logit(config["temperature"], config["threshold"])  # the decided class, as served
-    out["same_side"] = bool(np.all((logits >= cut) == (GradCAM(net)(views, 1)[0] >= cut)))
+    ref_logits = GradCAM(net)(views, 1)[0]
+    out["same_side"] = bool(np.all((logits >= cut) == (ref_logits >= cut)))
+    t = config["temperature"]
+    out["dp"] = float(np.abs(1 / (1 + np.exp(-logits / t)) - 1 / (1 + np.exp(-ref_logits / t))).max())
     return out
 
 
@@ -78,13 +81,14 @@ def test_committed_export_is_within_its_stated_tolerance(shipped, views):
 
 
 def test_committed_int8_export_keeps_the_answers(shipped, views):
-    """The int8 classifier (conv1 and conv2 in float where its rule put them)
-    decides every example as Keras does, with maps correlating >= 0.98 on
-    average (bench/precision.py: the bar on all validation X-rays)."""
+    """The int8 classifier (the stages its rule kept in float stay float)
+    decides every example as Keras does, its maps correlate >= 0.95 with
+    Keras's on each and P(PNEUMONIA) moves by < 0.1 (bench/precision.py: the
+    bar on all validation X-rays)."""
     config = json.loads((MODEL_DIR / "config.json").read_text())
     assert config["runtime"]["int8"]["passed"], config["runtime"]["int8"]
     d = compare(MODEL_DIR, shipped[0], views, "int8")
-    assert d["same_side"] and d["logit"] < 1.0, d
+    assert d["same_side"] and d["corr"] >= 0.95 and d["dp"] < 0.1, d
 
 
 def _tiny_folder(tmp_path):

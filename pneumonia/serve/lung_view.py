@@ -132,7 +132,7 @@ def outline_polygons(mask: np.ndarray, shape: tuple[int, int], tolerance: float 
         # Pixel centres, so a polygon drawn on the image lies on the mask's edge.
         pts = ((c[:, 0, :] + 0.5) * (sx, sy)).astype(np.float32)
         pts = cv2.approxPolyDP(pts[:, None, :], tolerance * max(h, w), True)[:, 0, :]
-        out.append([[int(round(x)), int(round(y))] for x, y in pts])
+        out.append(np.rint(pts).astype(int).tolist())
     return out
 
 

@@ -102,8 +102,9 @@ def fill_holes(mask: np.ndarray) -> np.ndarray:
     """Background not 4-connected to the border becomes foreground (what
     scipy.ndimage.binary_fill_holes does; OpenCV keeps scipy out of the app)."""
     n, labels = cv2.connectedComponents((~mask).astype(np.uint8), connectivity=4)
-    outside = np.unique(np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]]))
-    return mask | (~mask & ~np.isin(labels, outside))
+    enclosed = np.ones(n, bool)   # a lookup by label: np.isin sorted every pixel
+    enclosed[np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]])] = False
+    return mask | (~mask & enclosed[labels])
 
 
 class SegmenterError(ValueError):

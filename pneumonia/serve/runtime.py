@@ -95,7 +95,8 @@ def candidates(folder: Path, config: dict) -> dict[str, tuple[Path, str]]:
 
 def time_network(net: "Network", max_batch: int = RUNTIME_MAX_BATCH, repeats: int = TIMING_REPEATS) -> tuple[float, float]:
     """(ms for one image alone, ms per image in a batch of `max_batch`), best of `repeats`."""
-    x = np.zeros((max_batch, 224, 224, 3), np.float32)
+    # An X-ray-like spread of pixels: all-zero inputs ran ~15% faster than real ones here.
+    x = np.random.default_rng(0).uniform(0, 255, (max_batch, 224, 224, 3)).astype(np.float32)
     net(x[:1])  # the first inference sets up its buffers
     best = [np.inf, np.inf]
     for _ in range(repeats):
