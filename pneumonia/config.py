@@ -176,9 +176,11 @@ MAX_UPLOAD = "25mb"
 RUNTIME_PRECISION = "bf16"
 RUNTIME_MAX_BATCH = 4
 # Which precision serves is chosen by the machine at load (pneumonia.serve.runtime):
-# of those this CPU runs and that passed PRECISION_BAR, the fastest to answer
-# one image alone and then a batch of RUNTIME_MAX_BATCH, each timed TIMING_REPEATS
-# times (the best kept). PNEUMONIA_PRECISION=f32|bf16|int8 forces one.
+# of those this CPU runs and that passed PRECISION_BAR, by its capabilities
+# (bf16: fp32 dropped; no bf16 but int8 dot products: int8), then the fastest
+# of what is left to answer one image alone and then a batch of
+# RUNTIME_MAX_BATCH, each timed TIMING_REPEATS times (the best kept).
+# PNEUMONIA_PRECISION=f32|bf16|int8 forces one.
 TIMING_REPEATS = 3
 # What a precision other than the exact fp32 must keep, on the patient-grouped
 # validation part's lung views, against the fp32 reference (bench/precision.py

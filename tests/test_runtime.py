@@ -109,13 +109,19 @@ def _tiny_folder(tmp_path):
     return model, json.loads((tmp_path / "config.json").read_text())
 
 
-def test_the_machine_chooses_the_fastest_precision_that_passed(tmp_path):
+def test_the_machine_chooses_by_its_capabilities_then_by_timing(tmp_path):
     """Offered: fp32 always, bf16 only on a CPU that computes in it, int8 only
-    when its export passed the bar; the one chosen is the fastest of those
-    timed (one image alone plus a full batch), and a forced one is obeyed or
+    when its export passed the bar. Where bf16 exists fp32 is dropped and the
+    rest timed; without it, int8 dot products mean int8; the timed choice is
+    the fastest (one image alone plus a full batch); a forced one is obeyed or
     refused by name."""
     from pneumonia.config import RUNTIME_MAX_BATCH
-    from pneumonia.serve.runtime import bf16_arithmetic, candidates, choose
+    from pneumonia.serve.runtime import Network, bf16_arithmetic, candidates, choose, fastest, shortlist
+    assert shortlist(["f32", "int8"], ["FP32", "INT8"])[0] == ["int8"]
+    assert shortlist(["f32", "bf16", "int8"], ["FP32", "BF16", "INT8"])[0] == ["bf16", "int8"]
+    assert shortlist(["f32", "bf16"], ["FP32", "BF16"])[0] == ["bf16"]
+    assert shortlist(["f32", "int8"], ["FP32"])[0] == ["f32", "int8"]      # no int8 dot products: timed
+    assert shortlist(["f32"], ["FP32", "INT8"])[0] == ["f32"]
     _, config = _tiny_folder(tmp_path)
     expected = {"f32", "bf16"} if bf16_arithmetic() else {"f32"}
     assert set(candidates(tmp_path, config)) == expected
@@ -124,9 +130,12 @@ def test_the_machine_chooses_the_fastest_precision_that_passed(tmp_path):
     config["runtime"]["int8"]["passed"] = True
     assert set(candidates(tmp_path, config)) == expected | {"int8"}
     net, info = choose(tmp_path, config)
-    score = {k: v["alone_ms"] + RUNTIME_MAX_BATCH * v["batched_ms_per_image"] for k, v in info["timings"].items()}
-    assert set(score) == expected | {"int8"} and info["precision"] == min(score, key=score.get)
-    assert info["chosen"].startswith("fastest of") and info["cpu_bf16"] == bf16_arithmetic()
+    assert info["precision"] == ("bf16" if bf16_arithmetic() else "int8") or info["timings"], info
+    assert info["cpu_bf16"] == bf16_arithmetic()
+    path = tmp_path / config["runtime"]["classifier"]
+    name, timings = fastest({"a": Network(path, "f32"), "b": Network(path, "f32")})
+    score = {k: v["alone_ms"] + RUNTIME_MAX_BATCH * v["batched_ms_per_image"] for k, v in timings.items()}
+    assert set(timings) == {"a", "b"} and name == min(score, key=score.get)
     net, info = choose(tmp_path, config, "f32")
     assert info == {"precision": "f32", "chosen": "forced by PNEUMONIA_PRECISION", "timings": None,
                     "cpu_bf16": bf16_arithmetic()} and net.precision == "f32"
