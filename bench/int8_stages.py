@@ -24,9 +24,8 @@ sys.path.insert(0, str(ROOT))
 
 from pneumonia.calibration import decision_logit  # noqa: E402
 from pneumonia.folder import read_config  # noqa: E402
-from pneumonia.serve.heatmap import linear_cam  # noqa: E402
 from pneumonia.serve.runtime import Network, core  # noqa: E402
-from pneumonia.train.quantize import STAGE_SIZES, agreement, conv_block, float_layers, views_for  # noqa: E402
+from pneumonia.train.quantize import STAGE_SIZES, agreement, answers, conv_block, float_layers, head_of, views_for  # noqa: E402
 
 
 def main() -> None:
@@ -44,14 +43,10 @@ def main() -> None:
     half = len(views) // 2    # views_for puts the clean views first, their stressed copies second
     calib = np.concatenate([views[:args.views // 2], views[half:half + args.views // 2]])
     held = np.concatenate([views[args.views // 2:args.views], views[half + args.views // 2:half + args.views]])
-    with np.load(folder / rt["head"]) as f:
-        w, b = f["w"].astype(np.float64), float(f["b"])
-    t, thr = float(config["temperature"]), float(config["threshold"])
-    ref = conv_block(Network(folder / rt["classifier"], "f32"), held)
-    ref_logits = ref.mean(axis=(1, 2)).astype(np.float64) @ w + b
-    ref_maps = linear_cam(ref, w, ref_logits >= decision_logit(t, thr))
+    head = head_of(folder, config)
+    reference = answers(conv_block(Network(folder / rt["classifier"], "f32"), held), head)
     # No labels on this scan's purpose: the reference's own decisions stand in (AUC against them).
-    labels = (ref_logits >= decision_logit(t, thr)).astype(int)
+    labels = (reference[0] >= decision_logit(head[2], head[3])).astype(int)
     model = core().read_model(str(folder / rt["classifier"]))
     dataset = nncf.Dataset([calib[i:i + 1] for i in range(len(calib))])
     stages = list(STAGE_SIZES)
@@ -68,7 +63,7 @@ def main() -> None:
             q = nncf.quantize(model.clone(), dataset, subset_size=len(calib), fast_bias_correction=fast,
                               ignored_scope=nncf.IgnoredScope(names=float_layers(model, in_float), validate=False))
             ov.save_model(q, str(out), compress_to_fp16=True)
-            m = agreement(ref_logits, ref_maps, conv_block(Network(out, "f32"), held), labels, w, b, t, thr)
+            m = agreement(reference, conv_block(Network(out, "f32"), held), labels, head)
             print(f"| {name} | {m['decisions_agree']:.2%} | {m['auc_diff']:+.4f} | {m['cam_mean']:.4f} / "
                   f"{m['cam_p1']:.4f} | {m['dp_p99']:.4f} / {m['dp_max']:.4f} |", flush=True)
     finally:

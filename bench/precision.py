@@ -35,14 +35,13 @@ sys.path.insert(0, str(ROOT))
 from pneumonia.train import data  # noqa: E402
 from pneumonia.calibration import decision_logit  # noqa: E402
 from pneumonia.train.gradcam import PREDICTED, GradCAM  # noqa: E402
-from pneumonia.serve.heatmap import linear_cam  # noqa: E402
 from pneumonia.serve.imaging import grey_to_rgb  # noqa: E402
 from pneumonia.train.segmenter import keras_reader  # noqa: E402
 from pneumonia.train.model import load_model_folder  # noqa: E402
 from pneumonia.serve.runtime import Network, SegmenterNet, candidates, ir_files  # noqa: E402
 from pneumonia.serve.lungs import Segmenter, postprocess  # noqa: E402
 from pneumonia.train.segmenter import dice  # noqa: E402
-from pneumonia.train.quantize import agreement, conv_block  # noqa: E402
+from pneumonia.train.quantize import agreement, conv_block, head_of  # noqa: E402
 
 
 def main() -> None:
@@ -76,8 +75,7 @@ def compare(folder: Path, net, config: dict, name: str, canons: np.ndarray, labe
     cam = GradCAM(net)
     ref = [cam(x[i:i + 32], PREDICTED, cut) for i in range(0, len(x), 32)]
     ref_logits, ref_maps = np.concatenate([r[0] for r in ref]), np.concatenate([r[1] for r in ref])
-    with np.load(folder / config["runtime"]["head"]) as f:
-        w, b = f["w"].astype(np.float64), float(f["b"])
+    head = head_of(folder, config)
     print(f"\n{name}: {len(x)} X-rays with lungs found; reference: Keras fp32 (TensorFlow), ROC AUC "
           f"{roc_auc_score(labels, ref_logits):.4f}")
     print("| runtime (ran at) | decisions agree | ROC AUC diff | CAM correlation mean / 1st pct / min "
@@ -92,7 +90,7 @@ def compare(folder: Path, net, config: dict, name: str, canons: np.ndarray, labe
             continue
         path, hint = offered[precision]
         classifier = Network(path, hint)
-        m = agreement(ref_logits, ref_maps, conv_block(classifier, x), labels, w, b, t, thr)
+        m = agreement((ref_logits, ref_maps), conv_block(classifier, x), labels, head)
         line = (f"| OpenVINO {precision} ({classifier.precision}, {path.name}) | {m['decisions_agree']:.2%} "
                 f"| {m['auc_diff']:+.4f} | {m['cam_mean']:.4f} / {m['cam_p1']:.4f} / {m['cam_min']:.4f} "
                 f"| {m['dp_p99']:.4f} / {m['dp_max']:.4f} | {m['logit_max_diff']:.4f}")

@@ -48,16 +48,30 @@ def correlations(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.where(den > 0, (a * b).sum(1) / np.where(den > 0, den, 1), 1.0)
 
 
-def agreement(ref_logits: np.ndarray, ref_maps: np.ndarray, acts: np.ndarray, labels: np.ndarray,
-              w: np.ndarray, b: float, temperature: float, threshold: float) -> dict:
-    """How far a runtime's conv block `acts` moves the served answer from a
-    reference's (logits and Grad-CAM maps of the decided class): the numbers
-    `PRECISION_BAR` judges, and `passes`."""
-    cut = decision_logit(temperature, threshold)
+def head_of(folder: Path, config: dict) -> tuple[np.ndarray, float, float, float]:
+    """The served last layer and operating point: (w, b, temperature, threshold)."""
+    with np.load(folder / config["runtime"]["head"]) as f:
+        w, b = f["w"].astype(np.float64), float(f["b"])
+    return w, b, float(config["temperature"]), float(config["threshold"])
+
+
+def answers(acts: np.ndarray, head: tuple) -> tuple[np.ndarray, np.ndarray]:
+    """A conv block's (logits, Grad-CAM maps of the decided class), as served."""
+    w, b, t, thr = head
     logits = acts.mean(axis=(1, 2)).astype(np.float64) @ w + b
+    return logits, linear_cam(acts, w, logits >= decision_logit(t, thr))
+
+
+def agreement(reference: tuple[np.ndarray, np.ndarray], acts: np.ndarray, labels: np.ndarray, head: tuple) -> dict:
+    """How far a runtime's conv block `acts` moves the served answer from a
+    reference's (logits, maps of the decided class): the numbers
+    `PRECISION_BAR` judges, and `passes`."""
+    ref_logits, ref_maps = reference
+    t, cut = head[2], decision_logit(head[2], head[3])
+    logits, maps = answers(acts, head)
     decided = logits >= cut
-    r = correlations(linear_cam(acts, w, decided), ref_maps)
-    dp = np.abs(sigmoid(logits / temperature) - sigmoid(ref_logits / temperature))
+    r = correlations(maps, ref_maps)
+    dp = np.abs(sigmoid(logits / t) - sigmoid(ref_logits / t))
     out = {"n": int(len(logits)), "decisions_agree": float(np.mean(decided == (ref_logits >= cut))),
            # a one-class validation part (smoke runs on a handful of images) has no ROC AUC to keep
            "auc_diff": float(roc_auc_score(labels, logits) - roc_auc_score(labels, ref_logits))
@@ -120,12 +134,8 @@ def quantize_folder(model_dir: str | Path, data_dir: str | Path) -> dict:
     rt = config["runtime"]
     calibration, val_x, val_y = views_for(folder, config, data_dir)
     log(f"int8: {len(calibration)} calibration views, {len(val_x)} validation views")
-    with np.load(folder / rt["head"]) as f:
-        w, b = f["w"].astype(np.float64), float(f["b"])
-    t, thr = float(config["temperature"]), float(config["threshold"])
-    ref_acts = conv_block(Network(folder / rt["classifier"], "f32"), val_x)
-    ref_logits = ref_acts.mean(axis=(1, 2)).astype(np.float64) @ w + b
-    ref_maps = linear_cam(ref_acts, w, ref_logits >= decision_logit(t, thr))
+    head = head_of(folder, config)
+    reference = answers(conv_block(Network(folder / rt["classifier"], "f32"), val_x), head)
     model = core().read_model(str(folder / rt["classifier"]))
     dataset = nncf.Dataset([calibration[i:i + 1] for i in range(len(calibration))])
     tried = []
@@ -139,7 +149,7 @@ def quantize_folder(model_dir: str | Path, data_dir: str | Path) -> dict:
         q = nncf.quantize(model.clone(), dataset, subset_size=len(calibration),
                           ignored_scope=nncf.IgnoredScope(names=ignored, validate=False))
         ov.save_model(q, str(out), compress_to_fp16=True)
-        m = agreement(ref_logits, ref_maps, conv_block(Network(out, "f32"), val_x), val_y, w, b, t, thr)
+        m = agreement(reference, conv_block(Network(out, "f32"), val_x), val_y, head)
         m.update(float_stages=list(stages), float_layers=len(ignored), seconds=round(time.time() - start, 1))
         tried.append(m)
         log(f"int8, {'+'.join(stages)} in float ({len(ignored)} layers): decisions {m['decisions_agree']:.2%}, "
