@@ -44,6 +44,22 @@ def test_run_writes_a_loadable_model_folder(trained):
     assert net(x).shape == (1, 1)
 
 
+def test_the_int8_classifier_is_made_by_its_rule_or_said_missing(trained):
+    """train.py quantises after export: every candidate of the rule is recorded
+    with the bar's numbers; the file exists exactly when one passed, and the
+    app offers it exactly then."""
+    from pneumonia.config import INT8_FLOAT_STAGES
+    from pneumonia.serve.runtime import candidates
+    out, log = trained
+    config = json.loads((out / "config.json").read_text())
+    q = config["runtime"]["int8"]
+    assert "int8, conv1 in float" in log and q["calibration_views"] > 0
+    tried = [tuple(t["float_stages"]) for t in q["tried"]]
+    assert tried == list(INT8_FLOAT_STAGES[:len(tried)]) and all("dp_p99" in t for t in q["tried"])
+    assert [t["passes"] for t in q["tried"]] == [False] * (len(tried) - 1) + [q["passed"]]
+    assert (out / "classifier.int8.xml").is_file() == q["passed"] == ("int8" in candidates(out, config))
+
+
 def test_the_heads_under_the_answer_are_fitted_or_say_why_not(trained):
     """On the tiny run a part may hold one class only: each head is fitted by its
     rule or recorded as skipped with the reason, and the folder serves either way."""

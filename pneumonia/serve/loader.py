@@ -56,9 +56,9 @@ class ServedModel:
         if rt:
             times = "; ".join(f"{k} {v['alone_ms']:.0f} ms alone, {v['batched_ms_per_image']:.0f} ms an image in a batch"
                               for k, v in (rt.get("timings") or {}).items())
-            lines.append(f"**Runtime**: OpenVINO on this server's CPU, the classifier at **{rt['precision']}** "
+            lines += ["", f"**Runtime**: OpenVINO on this server's CPU, the classifier at **{rt['precision']}** "
                          f"({rt['chosen']}{': ' + times if times else ''}). Every precision offered gives the "
-                         "fp32 answers within the bar of `bench/precision.py`.  ")
+                         "fp32 answers within the bar of `bench/precision.py`."]
         m = self.metrics
         if m:
             t, ci = m["at_threshold"], m["ci95_at_threshold"]
