@@ -210,8 +210,8 @@ def int8_lines(config: dict) -> list[str]:
             f"(the {q['rule']}). On {v['n']} validation X-rays against the fp32 export: decisions agree "
             f"{v['decisions_agree']:.2%}, ROC AUC {v['auc_diff']:+.4f}, Grad-CAM correlation "
             f"{v['cam_mean']:.4f} mean / {v['cam_p1']:.4f} 1st percentile, P(PNEUMONIA) change "
-            f"{v['dp_p99']:.3f} at the 99th percentile. The app serves whichever precision offered (fp32, bf16 on "
-            "CPUs that compute in it, this int8) is fastest on its CPU, timed at start-up."]
+            f"{v['dp_p99']:.3f} at the 99th percentile. The app picks among fp32, bf16 (on CPUs that "
+            "compute in it) and this int8 at start-up, by the CPU's capabilities and then timing."]
 
 
 def write_card(folder: str | Path, config: dict, metrics: dict) -> Path:
