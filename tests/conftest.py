@@ -24,13 +24,6 @@ def untrained_model():
 
 
 @pytest.fixture(scope="session")
-def shipped():
-    """The committed model folder, loaded once."""
-    from pneumonia.train.model import load_model_folder
-    return load_model_folder(MODEL_DIR)
-
-
-@pytest.fixture(scope="session")
 def shipped_served():
     """The committed model folder as the app serves it (segmenter, guard, lung view)."""
     from pneumonia.serve.loader import load_folder

@@ -59,7 +59,10 @@ def test_model_folder_errors_name_the_problem(tmp_path):
     import pytest
     with pytest.raises(models.ModelFolderError, match="missing model.keras, config.json"):
         models.load_model_folder(tmp_path)
-    (tmp_path / "model.keras").write_bytes(b"junk")
     (tmp_path / "config.json").write_text('{"class_names": [], "threshold": 0.5, "temperature": 1, "input_size": [224, 224, 3]}')
+    # The committed model/ has no Keras file (the app serves its exports): say where it is.
+    with pytest.raises(models.ModelFolderError, match="has no model.keras.*hf download .* model.keras --local-dir"):
+        models.load_model_folder(tmp_path)
+    (tmp_path / "model.keras").write_bytes(b"junk")
     with pytest.raises(models.ModelFolderError, match="not a loadable Keras model"):
         models.load_model_folder(tmp_path)

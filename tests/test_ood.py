@@ -44,7 +44,7 @@ def test_save_and_load_round_trip(gaussian, tmp_path):
     assert loaded.threshold == guard.threshold
 
 
-def test_shipped_guard_accepts_xrays_and_noise_is_refused_before_it(shipped, shipped_served):
+def test_shipped_guard_accepts_xrays_and_noise_is_refused_before_it(shipped_served):
     import dataclasses
 
     from conftest import DATA

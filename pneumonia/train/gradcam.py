@@ -85,3 +85,13 @@ class Activations:
     def __call__(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         activations, pooled = self._call(tf.convert_to_tensor(images, tf.float32))
         return activations.numpy(), pooled.numpy()
+
+
+def keras_reference(model: keras.Model, views: np.ndarray) -> dict[str, np.ndarray]:
+    """What the Keras model says of (B, 224, 224, 3) views: the logit, the pooled
+    features and Grad-CAM for each class, the yardstick of its exports."""
+    cam = GradCAM(model)
+    out: dict[str, np.ndarray] = {}
+    for target in (0, 1):
+        out["logits"], out[f"maps{target}"], out["pooled"] = cam(views, target)
+    return out

@@ -11,7 +11,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from pneumonia.config import CACHE_LAYER, IMAGE_SIZE, IMAGENET_BGR_MEAN, MODEL_FILE
+from pneumonia.config import CACHE_LAYER, CONFIG_FILE, HUB_MODEL_REPO, IMAGE_SIZE, IMAGENET_BGR_MEAN, MODEL_FILE
 from pneumonia.folder import ModelFolderError, read_config
 from pneumonia.serve.imaging import grey_to_rgb
 
@@ -136,6 +136,10 @@ def set_fine_tuning(model: keras.Model, fine_tune_from: str) -> None:
 def load_model_folder(folder: str | Path) -> tuple[keras.Model, dict]:
     """Load `model.keras` and `config.json` from a model folder."""
     folder = Path(folder)
+    if (folder / CONFIG_FILE).is_file() and not (folder / MODEL_FILE).is_file():
+        # The committed model/ carries what the app serves; its Keras file is on the Hub.
+        raise ModelFolderError(f"{folder} has no {MODEL_FILE}: the app serves the exported networks without it; "
+                               f"for a model from the Hub: hf download {HUB_MODEL_REPO} {MODEL_FILE} --local-dir {folder}")
     config = read_config(folder, needs=(MODEL_FILE,))
     try:
         model = keras.saving.load_model(folder / MODEL_FILE, compile=False)
