@@ -24,6 +24,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from pneumonia.config import MODEL_FILE  # noqa: E402
 from pneumonia.serve.imaging import canonical, grey_to_rgb, load_image  # noqa: E402
 
 EXAMPLES = ROOT / "examples"
@@ -48,9 +49,9 @@ def main(argv: list[str] | None = None) -> int:
     xrays = example_xrays()
     views = LungReader.exported(folder, config, "f32").read(np.stack([canonical(load_image(x)) for x in xrays]))[0]
     ref = keras_reference(net, grey_to_rgb(views))
-    sha = hashlib.sha256((folder / "model.keras").read_bytes()).hexdigest()
+    sha = hashlib.sha256((folder / MODEL_FILE).read_bytes()).hexdigest()
     np.savez_compressed(args.out, views=views, names=np.array([x.name for x in xrays]), model_sha256=sha, **ref)
-    print(json.dumps({"wrote": args.out, "views": len(views), "model.keras": sha}))
+    print(json.dumps({"wrote": args.out, "views": len(views), MODEL_FILE: sha}))
     return 0
 
 

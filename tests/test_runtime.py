@@ -65,8 +65,6 @@ def compare(folder, ref: dict, precision: str) -> dict:
 def test_fp32_export_equals_the_keras_model_on_real_xrays(untrained_model, views, tmp_path):
     """The conversion itself is exact (the real graph, seeded weights): pooled
     features within 1e-5 of their scale, logits within 1e-3, Grad-CAM maps within 1e-4."""
-    import shutil
-
     from pneumonia.train.export import export_folder
     from pneumonia.train.gradcam import keras_reference
     untrained_model.save(tmp_path / "model.keras")
