@@ -42,7 +42,8 @@ from conftest import free_port, wait_for_http  # noqa: E402
 from pneumonia.train import data  # noqa: E402
 from pneumonia.report.metrics import bootstrap_ci, expected_calibration_error  # noqa: E402
 
-GOALS = {"accuracy": 0.92, "specificity": 0.85, "sensitivity": 0.95, "roc_auc": 0.975, "ece_15": 0.06,
+# Issue "The accurate model, reading the lungs" (the earlier issue's were 0.92 / 0.85 / 0.95 / 0.975 / 0.06).
+GOALS = {"accuracy": 0.94, "specificity": 0.88, "sensitivity": 0.95, "roc_auc": 0.98, "ece_15": 0.05,
          "adult_head_share": 0.02}
 
 

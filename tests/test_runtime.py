@@ -50,13 +50,18 @@ def compare(folder, ref: dict, precision: str) -> dict:
         w, b = f["w"], float(f["b"])
     logits = pooled @ w + b
     out = {"pooled": np.abs(pooled - ref["pooled"]).max() / np.abs(ref["pooled"]).max(),
-           "logit": np.abs(logits - ref["logits"]).max(), "cam": 0.0, "corr": 1.0}
+           "logit": np.abs(logits - ref["logits"]).max(), "cam": 0.0}
     for target in (0, 1):
         maps, ref_maps = linear_cam(acts, w, np.full(len(logits), target == 1)), ref[f"maps{target}"]
         out["cam"] = max(out["cam"], np.abs(maps - ref_maps).max())
-        out["corr"] = min(out["corr"], min(np.corrcoef(m.ravel(), r.ravel())[0, 1] for m, r in zip(maps, ref_maps)))
     cut = decision_logit(config["temperature"], config["threshold"])  # the decided class, as served
-    out["same_side"] = bool(np.all((logits >= cut) == (ref["logits"] >= cut)))
+    decided = ref["logits"] >= cut
+    out["same_side"] = bool(np.all((logits >= cut) == decided))
+    # Correlation of the decided class's maps (the page's default, and what PRECISION_BAR
+    # judges): the other class's map of a confidently decided X-ray is a few faint
+    # cells scaled to a peak of 1, where rounding alone moves the correlation.
+    maps, ref_maps = linear_cam(acts, w, decided), np.where(decided[:, None, None], ref["maps1"], ref["maps0"])
+    out["corr"] = min(np.corrcoef(m.ravel(), r.ravel())[0, 1] for m, r in zip(maps, ref_maps))
     t = config["temperature"]
     out["dp"] = float(np.abs(1 / (1 + np.exp(-logits / t)) - 1 / (1 + np.exp(-ref["logits"] / t))).max())
     return out
@@ -79,8 +84,8 @@ def test_fp32_export_equals_the_keras_model_on_real_xrays(untrained_model, views
 
 def test_committed_export_is_within_its_stated_tolerance(reference):
     """fp16 weights: at fp32 arithmetic pooled features within 5e-3 of their
-    scale, logits within 0.05, maps within 0.03; at bf16 (as served on CPUs
-    with it) the same decisions and maps correlating >= 0.99 (bench/precision.py:
+    scale, logits within 0.05, both classes' maps within 0.03; at bf16 (as served on CPUs
+    with it) the same decisions and the decided class's maps correlating >= 0.99 (bench/precision.py:
     all 624 test X-rays)."""
     f32 = compare(MODEL_DIR, reference, "f32")
     assert f32["pooled"] < 5e-3 and f32["logit"] < 0.05 and f32["cam"] < 0.03 and f32["same_side"], f32
@@ -90,8 +95,8 @@ def test_committed_export_is_within_its_stated_tolerance(reference):
 
 def test_committed_int8_export_keeps_the_answers(reference):
     """The int8 classifier (the stages its rule kept in float stay float)
-    decides every example as Keras does, its maps correlate >= 0.95 with
-    Keras's on each and P(PNEUMONIA) moves by < 0.1 (bench/precision.py: the
+    decides every example as Keras does, its map of the decided class
+    correlates >= 0.95 with Keras's on each and P(PNEUMONIA) moves by < 0.1 (bench/precision.py: the
     bar on all validation X-rays)."""
     config = json.loads((MODEL_DIR / "config.json").read_text())
     assert config["runtime"]["int8"]["passed"], config["runtime"]["int8"]
