@@ -42,6 +42,7 @@ def compare(folder, ref: dict, precision: str) -> dict:
     `ref` on the same views (pneumonia.train.gradcam.keras_reference)."""
     from pneumonia.serve.heatmap import linear_cam
     from pneumonia.serve.runtime import Classifier, Network
+    from pneumonia.train.quantize import correlations  # as PRECISION_BAR measures them
     config = json.loads((folder / "config.json").read_text())
     runtime = config["runtime"]
     file = runtime["int8"]["classifier"] if precision == "int8" else runtime["classifier"]
@@ -61,7 +62,7 @@ def compare(folder, ref: dict, precision: str) -> dict:
     # judges): the other class's map of a confidently decided X-ray is a few faint
     # cells scaled to a peak of 1, where rounding alone moves the correlation.
     maps, ref_maps = linear_cam(acts, w, decided), np.where(decided[:, None, None], ref["maps1"], ref["maps0"])
-    out["corr"] = min(np.corrcoef(m.ravel(), r.ravel())[0, 1] for m, r in zip(maps, ref_maps))
+    out["corr"] = float(correlations(maps, ref_maps).min())
     t = config["temperature"]
     out["dp"] = float(np.abs(1 / (1 + np.exp(-logits / t)) - 1 / (1 + np.exp(-ref["logits"] / t))).max())
     return out
