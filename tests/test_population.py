@@ -23,6 +23,11 @@ def test_gate_keeps_the_share_of_children_it_promises_and_flags_the_other_cluste
     inside = gate.probability(clusters(2000, 0.0, 4)) <= gate.threshold
     assert abs(inside.mean() - population.KEEP_CHILDREN) < 0.015
     assert np.mean(gate.probability(clusters(500, 1.5, 5)) > gate.threshold) > 0.95
+    # Centred: a blend's adult share passes one half where the notice starts.
+    assert gate.threshold == population.GATE_MIDPOINT == 0.5
+    mixed = np.concatenate([clusters(300, 0.0, 6), clusters(300, 1.5, 7)])
+    share = answer(mixed, LinearHead(np.zeros(32), 0.0), Population(gate, gate, blend=True))[2]
+    np.testing.assert_array_equal(share > 0.5, Population(gate, gate).looks_adult(gate.probability(mixed)))
 
 
 def test_adult_head_learns_what_the_children_do_not_show():

@@ -39,11 +39,13 @@ from pneumonia.train.guard_fit import fit as fit_guard
 
 # Share of validation children (clean and stressed) the adult threshold keeps with the children's model.
 KEEP_CHILDREN = 0.998   # TRAIN_RULE (6); 0.99 under (4)
+# P(adult) at the threshold (TRAIN_RULE 7): a blend's adult share passes one half where the notice starts.
+GATE_MIDPOINT = 0.5
 GUARD_QUANTILE = 0.995
 # Candidates, chosen on validation only. Inverse L2 strengths (sklearn's C, on
 # raw pooled features), and how much the adults weigh against the children in
 # the adult head's loss (1 = the two populations weigh the same in total).
-GATE_C = (1e-5, 1e-4, 1e-3)
+GATE_C = (1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1.0)   # TRAIN_RULE (7): to 1e-3 under (4) and (6)
 HEAD_C = (1e-3, 1e-2, 1e-1)
 ADULT_WEIGHT = (0.1, 0.3, 1.0)
 
@@ -57,7 +59,9 @@ def fit_gate(children: np.ndarray, adults: np.ndarray, val_children: np.ndarray,
              val_adults: np.ndarray) -> tuple[LinearHead, list[dict]]:
     """The logistic 'unlike the training children' score. Each C's threshold
     keeps KEEP_CHILDREN of validation children; the C that flags the most
-    validation adults wins (ties: the stronger regularisation)."""
+    validation adults wins (ties: the stronger regularisation). Its intercept
+    is then moved so that P(adult) = GATE_MIDPOINT at that threshold (the
+    same images flagged, the score's slope kept)."""
     from sklearn.linear_model import LogisticRegression
     x = np.concatenate([children, adults])
     y = np.r_[np.zeros(len(children), int), np.ones(len(adults), int)]
@@ -65,12 +69,17 @@ def fit_gate(children: np.ndarray, adults: np.ndarray, val_children: np.ndarray,
     for c in GATE_C:
         lr = LogisticRegression(C=c, max_iter=5000).fit(x, y, sample_weight=_balanced(y))
         head = LinearHead(lr.coef_[0].astype(np.float64), float(lr.intercept_[0]))
-        head.threshold = float(np.quantile(head.probability(val_children), KEEP_CHILDREN))
-        flagged = float(np.mean(head.probability(val_adults) > head.threshold))
-        table.append({"C": c, "validation_adults_flagged": flagged})
+        # In logits: a weakly regularised score's probabilities round to 1.
+        cut = float(np.quantile(head.logits(val_children), KEEP_CHILDREN))
+        flagged = float(np.mean(head.logits(val_adults) > cut))
+        table.append({"C": c, "validation_adults_flagged": flagged,
+                      "threshold_before_centring": float(calibration.sigmoid(cut))})
         if best is None or flagged > best[0]:
-            best = (flagged, head)
-    return best[1], table
+            best = (flagged, head, cut)
+    _, head, cut = best
+    head.b -= cut - calibration.decision_logit(head.temperature, GATE_MIDPOINT)
+    head.threshold = GATE_MIDPOINT
+    return head, table
 
 
 def fit_adult_head(children: np.ndarray, y_children: np.ndarray, adults: np.ndarray, y_adults: np.ndarray,
@@ -109,31 +118,24 @@ def routing_loss(population: Population, pediatric: LinearHead, sets: list[tuple
     return float(np.mean(losses))
 
 
-def fit_folder(model_dir: str | Path, data_dir: str | Path, adults_dir: str | Path,
-               hospitals_dir: str | Path | None = None) -> Population:
-    """Fit the chest-X-ray guard (ood.npz), P(adult) and the adult head
-    (population.npz) for a model folder; record how in its config. Without
-    `hospitals_dir` (lung_masks) the adults are NIH's alone and the children
-    the training part alone."""
-    from pneumonia.config import STRESS_COPIES
-    from pneumonia.train.adults import SOURCE, TB, load_adults, load_hospitals
+def gather(model_dir: str | Path, data_dir: str | Path, adults_dir: str | Path,
+           hospitals_dir: str | Path | None = None) -> dict:
+    """The pooled features (and labels) of every set the fit reads, with the
+    adult parts' sizes: one network pass over children, adults and other hospitals."""
+    from pneumonia.train.adults import TB, load_adults, load_hospitals
     from pneumonia.train.child_features import child_features
     from pneumonia.train.cli import log
-    from pneumonia.train.model import pediatric_head, pooled_features
-    folder = Path(model_dir)
-    cf = child_features(folder, data_dir)
-    net, config, reader, split = cf.net, cf.config, cf.reader, cf.split
-    tr = config["training"]
-    sets = [load_adults(adults_dir, tr["seed"])] + ([load_hospitals(hospitals_dir, tr["seed"])] if hospitals_dir else [])
+    from pneumonia.train.model import pooled_features
+    cf = child_features(model_dir, data_dir)
+    split, seed = cf.split, cf.config["training"]["seed"]
+    sets = [load_adults(adults_dir, seed)] + ([load_hospitals(hospitals_dir, seed)] if hospitals_dir else [])
     feats, parts = [], {}   # per set: pooled features of the X-rays whose lungs were found
     for k, s in enumerate(sets):
-        views, _, _, found = reader.read(s.canons)
-        feats.append(pooled_features(net, views))
+        views, _, _, found = cf.reader.read(s.canons)
+        feats.append(pooled_features(cf.net, views))
         for name, idx in s.parts.items():
             parts[(k, name)] = idx[found[idx]]
     log(f"Population: features of {len(split.images)} training-split X-rays and {sum(len(f) for f in feats)} others")
-    kids, stressed = cf.pooled, cf.stressed
-    y_kids = split.labels[split.val_idx]
 
     def pick(part: str, who: str, labels: tuple[int, ...] = (0, 1, TB)) -> tuple[np.ndarray, np.ndarray]:
         """(pooled, labels) of a part: who = 'adults' or 'children' of the other hospitals."""
@@ -146,20 +148,49 @@ def fit_folder(model_dir: str | Path, data_dir: str | Path, adults_dir: str | Pa
             ys.append(s.labels[idx])
         return np.concatenate(xs), np.concatenate(ys)
 
-    k_fit, k_val = kids[split.train_idx], kids[split.val_idx]
-    o_fit, _ = pick("fit", "children")
-    o_val, _ = pick("validation", "children")
-    a_fit, _ = pick("fit", "adults")
-    a_val, _ = pick("validation", "adults")
+    g = {"k_fit": cf.pooled[split.train_idx], "k_val": cf.pooled[split.val_idx], "stressed": cf.stressed,
+         "y_kids": split.labels[split.val_idx], "y_fit": split.labels[split.train_idx],
+         "o_fit": pick("fit", "children")[0], "o_val": pick("validation", "children")[0],
+         "a_fit": pick("fit", "adults")[0], "a_val": pick("validation", "adults")[0]}
+    g["h_fit"], g["hy_fit"] = pick("fit", "adults", (0, 1))
+    g["h_val"], g["hy_val"] = pick("validation", "adults", (0, 1))
+    g["part_sizes"] = np.array([sum(len(parts[(k, name)]) for k in range(len(sets)))
+                                for name in ("fit", "validation", "report")])
+    return g
+
+
+def fit_folder(model_dir: str | Path, data_dir: str | Path, adults_dir: str | Path,
+               hospitals_dir: str | Path | None = None, features: str | Path | None = None) -> Population:
+    """Fit the chest-X-ray guard (ood.npz), P(adult) and the adult head
+    (population.npz) for a model folder; record how in its config. Without
+    `hospitals_dir` (lung_masks) the adults are NIH's alone and the children
+    the training part alone. `features`: an .npz of `gather`'s arrays, read
+    if it exists, else written (a refit of the same folder skips the network)."""
+    from pneumonia.config import STRESS_COPIES
+    from pneumonia.train.adults import SOURCE
+    from pneumonia.train.cli import log
+    from pneumonia.train.model import load_model_folder, pediatric_head
+    folder = Path(model_dir)
+    if features is not None and Path(features).exists():
+        with np.load(features) as f:
+            g = dict(f)
+        log(f"Population: features read from {features}")
+    else:
+        g = gather(folder, data_dir, adults_dir, hospitals_dir)
+        if features is not None:
+            np.savez(features, **g)
+    net, config = load_model_folder(folder)
+    tr = config["training"]
+    k_fit, k_val, stressed, y_kids = g["k_fit"], g["k_val"], g["stressed"], g["y_kids"]
+    o_fit, o_val, a_fit, a_val = g["o_fit"], g["o_val"], g["a_fit"], g["a_val"]
+    h_fit, hy_fit, h_val, hy_val = g["h_fit"], g["hy_fit"], g["h_val"], g["hy_val"]
     children_fit, children_val = np.concatenate([k_fit, o_fit]), np.concatenate([k_val, stressed, o_val])
 
     guard = fit_guard(np.concatenate([children_fit, a_fit]), k_val, quantile=GUARD_QUANTILE)
     guard.threshold = max(guard.threshold, float(np.quantile(guard.score(a_val), GUARD_QUANTILE)))
     guard.save(folder / OOD_FILE)
     gate, gate_table = fit_gate(children_fit, a_fit, children_val, a_val)
-    h_fit, hy_fit = pick("fit", "adults", (0, 1))
-    h_val, hy_val = pick("validation", "adults", (0, 1))
-    adult, head_table = fit_adult_head(k_fit, split.labels[split.train_idx], h_fit, hy_fit, h_val, hy_val)
+    adult, head_table = fit_adult_head(k_fit, g["y_fit"], h_fit, hy_fit, h_val, hy_val)
     pediatric = pediatric_head(net, config)
     loss_sets = [(k_val, y_kids), (stressed, np.tile(y_kids, STRESS_COPIES)), (h_val, hy_val)]
     losses = {mode: routing_loss(Population(gate, adult, mode == "blend"), pediatric, loss_sets)
@@ -186,15 +217,15 @@ def fit_folder(model_dir: str | Path, data_dir: str | Path, adults_dir: str | Pa
         "file": POPULATION_FILE, "trained_on": "children aged 1-5, Guangzhou Women and Children's Medical Center",
         "adults": {"source": SOURCE, "others": "Shenzhen and Montgomery X-rays of lung_masks (normal or TB)"
                    if hospitals_dir else None, "seed": tr["seed"],
-                   "images": {name: int(sum(len(parts[(k, name)]) for k in range(len(sets))))
-                              for name in ("fit", "validation", "report")},
+                   "images": dict(zip(("fit", "validation", "report"), map(int, g["part_sizes"]))),
                    "fit": {"children": int(len(children_fit)), "adults": int(len(a_fit)),
                            "adult_head_adults": int(len(h_fit))}},
         "score": "P(adult): logistic regression on pooled features, children (training part + other hospitals' "
                  "children, fit part) vs adults (fit parts), classes weighed equally",
         "threshold": gate.threshold,
         "threshold_rule": f"sends at most {1 - KEEP_CHILDREN:.1%} of validation children (clean, stressed, other "
-                          "hospitals') to the adult head",
+                          "hospitals') to the adult head; the intercept moved so that P(adult) is "
+                          f"{GATE_MIDPOINT:.0%} there",
         "gate_candidates": gate_table,
         "validation_adults_routed": share(gate.probability(a_val) > gate.threshold),
         "validation_children_routed": share(gate.probability(children_val) > gate.threshold),
@@ -232,9 +263,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--data", required=True, help="chest_xray folder (its train split)")
     p.add_argument("--adults", required=True, help="adult_cxr folder")
     p.add_argument("--hospitals", help="lung_masks folder: Shenzhen's and Montgomery's X-rays join the fit")
+    p.add_argument("--features", help=".npz of the pooled features: read if it exists, else written")
     args = p.parse_args(argv)
     from pneumonia.train import cli
-    return cli.run(lambda: fit_folder(args.model, args.data, args.adults, args.hospitals))
+    return cli.run(lambda: fit_folder(args.model, args.data, args.adults, args.hospitals, args.features))
 
 
 if __name__ == "__main__":
