@@ -224,6 +224,8 @@ def test_nothing_of_an_answer_stays_after_a_refused_file(browser, app_url, tmp_p
     assert page.locator("#notice").inner_text().strip() == ""
     assert not page.locator("#overlay img").is_visible()
     page.get_by_text("For programs (JSON)").click()
+    # The panel's JSON is drawn after it opens: wait for it (a timeout fails the test as the assert would).
+    page.locator("#answer").get_by_text("not_an_image").first.wait_for(timeout=10_000)
     shown = page.locator("#answer").inner_text()
     assert "not_an_image" in shown and "adult head" not in shown and "PNEUMONIA" not in shown
     assert page.locator("#upload img").count() == 0                 # no broken picture left

@@ -172,7 +172,9 @@ def test_exported_segmenter_finds_the_same_lungs():
     canons = np.stack([canonical(load_image(p)) for p in XRAYS])
     ref = load_segmenter(MODEL_DIR / "lungs.keras").probability(canons)
     exported = MODEL_DIR / json.loads((MODEL_DIR / "config.json").read_text())["runtime"]["segmenter"]
-    for precision, tolerance, overlap in (("f32", 0.01, 0.999), ("bf16", 0.1, 0.99)):
+    # f32: the export keeps fp16 weights; the opacity-trained finder differs from Keras by up to 0.016 at a
+    # pixel (probability near 0.5), its masks' Dice >= 0.9997 on every example.
+    for precision, tolerance, overlap in (("f32", 0.02, 0.999), ("bf16", 0.1, 0.99)):
         got = Segmenter(SegmenterNet(exported, precision)).probability(canons)
         assert np.abs(got - ref).max() < tolerance, precision
         for p, q in zip(ref, got):  # pixels near 0.5 may fall either side

@@ -118,53 +118,13 @@ def routing_loss(population: Population, pediatric: LinearHead, sets: list[tuple
     return float(np.mean(losses))
 
 
-def gather(model_dir: str | Path, data_dir: str | Path, adults_dir: str | Path,
-           hospitals_dir: str | Path | None = None) -> dict:
-    """The pooled features (and labels) of every set the fit reads, with the
-    adult parts' sizes: one network pass over children, adults and other hospitals."""
-    from pneumonia.train.adults import TB, load_adults, load_hospitals
-    from pneumonia.train.child_features import child_features
-    from pneumonia.train.cli import log
-    from pneumonia.train.model import pooled_features
-    cf = child_features(model_dir, data_dir)
-    split, seed = cf.split, cf.config["training"]["seed"]
-    sets = [load_adults(adults_dir, seed)] + ([load_hospitals(hospitals_dir, seed)] if hospitals_dir else [])
-    feats, parts = [], {}   # per set: pooled features of the X-rays whose lungs were found
-    for k, s in enumerate(sets):
-        views, _, _, found = cf.reader.read(s.canons)
-        feats.append(pooled_features(cf.net, views))
-        for name, idx in s.parts.items():
-            parts[(k, name)] = idx[found[idx]]
-    log(f"Population: features of {len(split.images)} training-split X-rays and {sum(len(f) for f in feats)} others")
-
-    def pick(part: str, who: str, labels: tuple[int, ...] = (0, 1, TB)) -> tuple[np.ndarray, np.ndarray]:
-        """(pooled, labels) of a part: who = 'adults' or 'children' of the other hospitals."""
-        xs, ys = [], []
-        for k, s in enumerate(sets):
-            idx = parts[(k, part)]
-            adult = np.ones(len(s.labels), bool) if s.adult is None else s.adult
-            idx = idx[(adult[idx] == (who == "adults")) & np.isin(s.labels[idx], labels)]
-            xs.append(feats[k][idx])
-            ys.append(s.labels[idx])
-        return np.concatenate(xs), np.concatenate(ys)
-
-    g = {"k_fit": cf.pooled[split.train_idx], "k_val": cf.pooled[split.val_idx], "stressed": cf.stressed,
-         "y_kids": split.labels[split.val_idx], "y_fit": split.labels[split.train_idx],
-         "o_fit": pick("fit", "children")[0], "o_val": pick("validation", "children")[0],
-         "a_fit": pick("fit", "adults")[0], "a_val": pick("validation", "adults")[0]}
-    g["h_fit"], g["hy_fit"] = pick("fit", "adults", (0, 1))
-    g["h_val"], g["hy_val"] = pick("validation", "adults", (0, 1))
-    g["part_sizes"] = np.array([sum(len(parts[(k, name)]) for k in range(len(sets)))
-                                for name in ("fit", "validation", "report")])
-    return g
-
-
 def fit_folder(model_dir: str | Path, data_dir: str | Path, adults_dir: str | Path,
                hospitals_dir: str | Path | None = None, features: str | Path | None = None) -> Population:
     """Fit the chest-X-ray guard (ood.npz), P(adult) and the adult head
     (population.npz) for a model folder; record how in its config. Without
     `hospitals_dir` (lung_masks) the adults are NIH's alone and the children
-    the training part alone. `features`: an .npz of `gather`'s arrays, read
+    the training part alone. `features`: an .npz of
+    `population_features.gather`'s arrays, read
     if it exists, else written (a refit of the same folder skips the network)."""
     from pneumonia.config import STRESS_COPIES
     from pneumonia.train.adults import SOURCE
@@ -176,6 +136,7 @@ def fit_folder(model_dir: str | Path, data_dir: str | Path, adults_dir: str | Pa
             g = dict(f)
         log(f"Population: features read from {features}")
     else:
+        from pneumonia.train.population_features import gather
         g = gather(folder, data_dir, adults_dir, hospitals_dir)
         if features is not None:
             np.savez(features, **g)
