@@ -129,7 +129,7 @@ def fit_folder(model_dir: str | Path, data_dir: str | Path, adults_dir: str | Pa
     from pneumonia.config import STRESS_COPIES
     from pneumonia.train.adults import SOURCE
     from pneumonia.train.cli import log
-    from pneumonia.train.model import load_model_folder, pediatric_head
+    from pneumonia.folder import read_config
     folder = Path(model_dir)
     if features is not None and Path(features).exists():
         with np.load(features) as f:
@@ -140,8 +140,10 @@ def fit_folder(model_dir: str | Path, data_dir: str | Path, adults_dir: str | Pa
         g = gather(folder, data_dir, adults_dir, hospitals_dir)
         if features is not None:
             np.savez(features, **g)
-    net, config = load_model_folder(folder)
+    config = read_config(folder)
     tr = config["training"]
+    pediatric = LinearHead(g["pediatric_w"], float(g["pediatric_b"]), float(config["temperature"]),
+                           float(config["threshold"]))
     k_fit, k_val, stressed, y_kids = g["k_fit"], g["k_val"], g["stressed"], g["y_kids"]
     o_fit, o_val, a_fit, a_val = g["o_fit"], g["o_val"], g["a_fit"], g["a_val"]
     h_fit, hy_fit, h_val, hy_val = g["h_fit"], g["hy_fit"], g["h_val"], g["hy_val"]
@@ -152,7 +154,6 @@ def fit_folder(model_dir: str | Path, data_dir: str | Path, adults_dir: str | Pa
     guard.save(folder / OOD_FILE)
     gate, gate_table = fit_gate(children_fit, a_fit, children_val, a_val)
     adult, head_table = fit_adult_head(k_fit, g["y_fit"], h_fit, hy_fit, h_val, hy_val)
-    pediatric = pediatric_head(net, config)
     loss_sets = [(k_val, y_kids), (stressed, np.tile(y_kids, STRESS_COPIES)), (h_val, hy_val)]
     losses = {mode: routing_loss(Population(gate, adult, mode == "blend"), pediatric, loss_sets)
               for mode in ("hard", "blend")}

@@ -12,12 +12,13 @@ import numpy as np
 
 def gather(model_dir: str | Path, data_dir: str | Path, adults_dir: str | Path,
            hospitals_dir: str | Path | None = None) -> dict:
-    """The pooled features (and labels) of every set the fit reads, with the
-    adult parts' sizes: one network pass over children, adults and other hospitals."""
+    """The pooled features (and labels) of every set the fit reads, the
+    children's last layer and the adult parts' sizes: one network pass over
+    children, adults and other hospitals."""
     from pneumonia.train.adults import TB, load_adults, load_hospitals
     from pneumonia.train.child_features import child_features
     from pneumonia.train.cli import log
-    from pneumonia.train.model import pooled_features
+    from pneumonia.train.model import pediatric_head, pooled_features
     cf = child_features(model_dir, data_dir)
     split, seed = cf.split, cf.config["training"]["seed"]
     sets = [load_adults(adults_dir, seed)] + ([load_hospitals(hospitals_dir, seed)] if hospitals_dir else [])
@@ -46,6 +47,8 @@ def gather(model_dir: str | Path, data_dir: str | Path, adults_dir: str | Path,
          "a_fit": pick("fit", "adults")[0], "a_val": pick("validation", "adults")[0]}
     g["h_fit"], g["hy_fit"] = pick("fit", "adults", (0, 1))
     g["h_val"], g["hy_val"] = pick("validation", "adults", (0, 1))
+    head = pediatric_head(cf.net, cf.config)   # the children's last layer, for the routing loss
+    g["pediatric_w"], g["pediatric_b"] = head.w, np.float64(head.b)
     g["part_sizes"] = np.array([sum(len(parts[(k, name)]) for k in range(len(sets)))
                                 for name in ("fit", "validation", "report")])
     return g
