@@ -115,6 +115,27 @@ RULE_REVISION = (
     "stopped at its most flagging strength; the grid was extended and the score centred so the adult notice "
     "and the blend's larger share start at the same point, chosen again on validation alone."
 )
+# Issue 33, "Adults read by a model that has seen adults": how the adult reader is trained and chosen,
+# committed before the run it judges (pneumonia.train.adult_reader).
+ADULT_RULE = (
+    "Validation only. (1) Sources: NIH (adult_cxr), RSNA, BIMCV, JSRT, TBX11K (adult_more), Shenzhen and Montgomery "
+    "adults (lung_masks); each split into fit, validation and report parts (2:1:1), by patient where ids exist (NIH, "
+    "Shenzhen, Montgomery keep the parts pneumonia.train.adults gives them) and by file elsewhere, stratified by "
+    "label. Classes: normal (RSNA, NIH, JSRT, Shenzhen, Montgomery normals) against opacity (RSNA opacity, NIH "
+    "pneumonia, BIMCV COVID-19); tuberculosis and nodule films are never trained on and are reported. (2) The recipe: "
+    "ImageNet ResNet50 on the crop+blur lung view of the served lung finder (dilation 0.04); each fit film cached "
+    "at conv4_block6_out clean and as 2 site-augmented views (pneumonia.train.site_augment: framing, exposure, "
+    "gamma, CLAHE, blur, noise, histogram equalisation, unsharp masking, resolution, JPEG re-encoding); the head 20 "
+    "epochs on pooled features weighted so every source weighs the same, then conv5 fine-tuned 5 epochs (AdamW "
+    "1e-4, BatchNorm frozen), every batch drawing the same number of films from every source, each class half of a "
+    "two-class source's share. (3) Each epoch is judged on the validation parts (clean) by its worst source "
+    "(pneumonia.train.worst_source): the threshold whose lowest specificity over normal sources or sensitivity over "
+    "opacity sources is highest; the score is the lowest of those at that threshold and of the ROC AUCs of the "
+    "sources with both classes (NIH, RSNA); the epoch with the highest score is kept. The temperature minimises "
+    "NLL on validation plus one stressed copy. (4) A second reader by the same recipe with BIMCV and JSRT held out "
+    "of every part of training and choice reports what a stranger's hospital sees, on all their films. Report "
+    "parts and held-out sources are read only to report."
+)
 # The validity terms that choose a model under TRAIN_RULE (6): what the model uses (the swap test).
 RELIANCE_TESTS = ("swap_lungs_auc", "swap_surroundings_auc")
 

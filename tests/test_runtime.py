@@ -166,6 +166,11 @@ def test_a_wrong_precision_override_is_named(monkeypatch):
 
 
 def test_exported_segmenter_finds_the_same_lungs():
+    """The export finds the lungs the Keras segmenter finds: the same X-rays found,
+    the same masks and the same box the classifier's view is cut from. Raw
+    probabilities are held only at f32 (the conversion's exactness): at bf16 a
+    pixel near 0.5 moves by 0.11 on an AMX Xeon, with masks unchanged."""
+    from pneumonia.serve.lung_view import lung_box
     from pneumonia.serve.runtime import SegmenterNet
     from pneumonia.serve.lungs import Segmenter, postprocess
     from pneumonia.train.segmenter import dice, load_segmenter
@@ -174,11 +179,19 @@ def test_exported_segmenter_finds_the_same_lungs():
     exported = MODEL_DIR / json.loads((MODEL_DIR / "config.json").read_text())["runtime"]["segmenter"]
     # f32: the export keeps fp16 weights; the opacity-trained finder differs from Keras by up to 0.016 at a
     # pixel (probability near 0.5), its masks' Dice >= 0.9997 on every example.
-    for precision, tolerance, overlap in (("f32", 0.02, 0.999), ("bf16", 0.1, 0.99)):
+    for precision, overlap in (("f32", 0.999), ("bf16", 0.99)):
         got = Segmenter(SegmenterNet(exported, precision)).probability(canons)
-        assert np.abs(got - ref).max() < tolerance, precision
-        for p, q in zip(ref, got):  # pixels near 0.5 may fall either side
-            assert dice(postprocess(p).mask, postprocess(q).mask) > overlap, precision
+        if precision == "f32":
+            assert np.abs(got - ref).max() < 0.02
+        assert np.abs(got - ref).mean() < 0.005, precision
+        for p, q in zip(ref, got):
+            want, have = postprocess(p), postprocess(q)
+            assert want.found == have.found, precision
+            if want.found:  # pixels near 0.5 may fall either side
+                assert dice(want.mask, have.mask) > overlap, precision
+                a, b = lung_box(want.mask), lung_box(have.mask)
+                edges = np.abs(np.subtract([a.x0, a.y0, a.x1, a.y1], [b.x0, b.y0, b.x1, b.y1]))
+                assert edges.max() <= 0.02, precision   # the classifier's crop moves by <= 2% of the side
 
 
 def test_export_records_what_it_wrote(tmp_path):
