@@ -22,6 +22,7 @@ os.environ.setdefault("GRADIO_ANALYTICS_CACHE_FREQUENCY", "1000")
 os.environ.setdefault("GRADIO_ANALYTICS_MAX_EVENTS", "1000")
 
 import gradio as gr  # noqa: E402
+from gradio_client import handle_file  # noqa: E402
 
 from pneumonia import config as cfg  # noqa: E402
 from pneumonia.serve import loader as serving  # noqa: E402
@@ -85,9 +86,8 @@ def analyze(upload, heatmap_for: str = "decided class"):
     start = time.perf_counter()
     try:
         result = predictor.analyze(_path_of(upload), HEATMAP_TARGETS.get(heatmap_for, PREDICTED))
-    except ImageError as e:
+    except ImageError as e:   # the page says why in the answer's place (no toast over it); programs read details
         stats["errors"] += 1
-        gr.Warning(str(e))  # a toast on the page; programs read details["refusal"]
         return refuse(e, predictor.version, predictor.runtime)
     # Counts and timings only: nothing about the image is logged or kept.
     log.info("request %d answered in %.0f ms (%d errors so far)", stats["requests"],
@@ -116,10 +116,11 @@ NOTICE_JS = """(d) => {
 # second bar: with a threshold away from 50% the larger of two bars can name the
 # class that was not decided.
 ANSWER_JS = """(d) => {
-  // A line under the answer for a head that applies (its probability, threshold and caveat); none otherwise.
+  const pc = (x, k = 1) => `${(100 * x).toFixed(k)}%`;
+  // A line under the answer for a head that applies: secondary, so quiet, and its caveat first.
   const more = (o, what, p_name, words) => !o || o.probability === null ? "" :
-    `<p class="more"><b>${what}: ${words[o.decision]}</b>: ${p_name} = ${(100 * o.probability).toFixed(0)}%, ` +
-    `threshold ${(100 * o.threshold).toFixed(0)}%. <span class="caveat">${o.measured}.</span></p>`;
+    `<p class="more"><span class="caveat">A side reading (${o.measured}):</span> ${what}: ${words[o.decision]} ` +
+    `(${p_name} = ${pc(o.probability, 0)}, threshold ${pc(o.threshold, 0)}).</p>`;
   if (!d) return "";
   if (!d.answered) {
     const r = d.refusal || {message: "No answer."};
@@ -127,22 +128,54 @@ ANSWER_JS = """(d) => {
            `<p>No diagnosis is given for this image.</p></div>`;
   }
   const p = 100 * d.probability_pneumonia, t = 100 * d.threshold;
-  const head = d.answered_by === "adult head" ? "the adult head's" :
-               d.answered_by === "both heads, blended" ? "the blended heads'" : "the";
   const side = p >= t ? "at or above" : "below";
+  const says = `<b>P(PNEUMONIA) = ${p.toFixed(1)}%</b>`, answer = `the answer is <b>${d.decision}</b>.`;
+  const name = {"children's head": "the children's model", "adult head": "the adult head"};
+  // Which head answered, with its own fixed threshold; two heads mixed by P(adult): both, in one sentence.
+  const heads = (d.heads || []).filter(h => h.share >= 0.005);
+  let why;
+  if (heads.length === 2) {
+    const [c, a] = heads;
+    why = `This X-ray looks ${pc(a.share, 0)} adult, so ${name[c.head]} (P ${pc(c.probability)}, ` +
+      `threshold ${pc(c.threshold)}) and ${name[a.head]} (P ${pc(a.probability)}, threshold ` +
+      `${pc(a.threshold)}) are mixed ${pc(c.share, 0)} to ${pc(a.share, 0)}: ${says} is ${side} the mixed ` +
+      `threshold of ${t.toFixed(1)}%, so ${answer}`;
+  } else {
+    const who = name[heads.length ? heads[0].head : d.answered_by] || "the model";
+    why = `${says}, ${side} ${t.toFixed(1)}%, the fixed threshold of ${who}: ${answer}`;
+  }
+  // The threshold's label sits on a row of its own, moved in by its own position so it never leaves the bar.
   return `<div class="verdict ${d.decision}"><div class="headline">${d.decision}</div>` +
+    `<div class="tl"><span style="left:${t.toFixed(1)}%;transform:translateX(-${t.toFixed(1)}%)">` +
+    `threshold ${t.toFixed(1)}%</span></div>` +
     `<div class="gauge" role="img" aria-label="P(PNEUMONIA) ${p.toFixed(1)}%, threshold ${t.toFixed(1)}%">` +
     `<div class="fill" style="width:${p.toFixed(1)}%"></div><div class="mark" style="left:${t.toFixed(1)}%"></div></div>` +
-    `<div class="ticks"><span class="tlabel" style="left:${Math.min(85, Math.max(15, t)).toFixed(1)}%">` +
-    `threshold ${t.toFixed(1)}%</span><span>0%</span><span>100%</span></div>` +
-    `<p id="decision-line"><b>P(PNEUMONIA) = ${p.toFixed(1)}%</b>, ${side} ${head} threshold of ` +
-    `${t.toFixed(1)}%: the answer is <b>${d.decision}</b>. Heatmap for: ${d.heatmap_class}.</p>` +
-    more(d.pneumonia_type, "Which pneumonia", "P(bacterial)", {bacterial: "looks bacterial", viral: "looks viral"}) +
-    more(d.tuberculosis, "Tuberculosis", "P(TB signs)", {signs: "signs of tuberculosis", "no signs": "no sign of tuberculosis"}) +
+    `<div class="ticks"><span>0%</span><span>100%</span></div>` +
+    `<p id="decision-line">${why} Heatmap for: ${d.heatmap_class}.</p>` +
+    more(d.pneumonia_type, "which pneumonia", "P(bacterial)", {bacterial: "looks bacterial", viral: "looks viral"}) +
+    more(d.tuberculosis, "tuberculosis", "P(TB signs)", {signs: "signs of tuberculosis", "no signs": "no sign of tuberculosis"}) +
     `</div>`;
 }"""
 CLEAR_UNREADABLE_JS = """(d, im) => d && d.refusal &&
   ["not_an_image", "unreadable"].includes(d.refusal.reason) ? null : im"""
+# The API page calls each output 'the value that appears in the "<label>" component': the
+# label output appears nowhere on the page (it draws the headline and gauge), so its label says what it is.
+LABEL_OUTPUT = "label (for programs): the decision, P(NORMAL) and P(PNEUMONIA)"
+# The API page's example upload: a bundled child's X-ray, as the Space serves it (Gradio's default is a bus).
+API_EXAMPLE = f"https://huggingface.co/spaces/{cfg.HUB_SPACE_REPO}/resolve/main/examples/PNEUMONIA-viral_person10_virus_35.jpeg"
+# Gradio opens its API page from the footer link; from a URL with ?view=api it marks the
+# page open without drawing it, and the first click on the link only clears the mark.
+# So the head notes the wish (before Gradio's scripts run) and the link is clicked until
+# the URL says the page is open again.
+WANTS_API_HEAD = ('<script>window.wantsApiPage = new URLSearchParams(location.search).get("view") === "api";'
+                  '</script>')
+OPEN_API_JS = """() => { if (!window.wantsApiPage) return;
+  let tries = 0, clicked = false;
+  const wait = setInterval(() => {
+    const link = document.querySelector("footer .show-api");
+    if (++tries > 40 || (clicked && location.search.includes("view=api"))) return clearInterval(wait);
+    if (link) { link.click(); clicked = true; }
+  }, 300); }"""
 # What red means, under the overlay (OpenCV's JET, as the overlay is drawn).
 SCALE_HTML = """<div id="heat-scale"><div class="bar"></div>
 <div class="ends"><span>blue: pushed least</span><span>red: pushed most toward the heatmap's class</span></div></div>"""
@@ -152,17 +185,18 @@ CSS = """
 #verdict .headline { font-size: 2em; font-weight: 700; line-height: 1.2; }
 #verdict .PNEUMONIA .headline { color: #b91c1c; }
 #verdict .NORMAL .headline { color: #15803d; }
-#verdict .gauge { position: relative; height: 14px; border-radius: 7px; background: #e5e7eb; margin: 8px 0 2px; }
+#verdict .gauge { position: relative; height: 14px; border-radius: 7px; background: #e5e7eb; margin: 2px 0 2px; }
 #verdict .fill { position: absolute; left: 0; top: 0; bottom: 0; border-radius: 7px; background: #6b7280; }
 #verdict .PNEUMONIA .fill { background: #dc2626; }
 #verdict .NORMAL .fill { background: #16a34a; }
 #verdict .mark { position: absolute; top: -4px; bottom: -4px; width: 3px; margin-left: -1px; background: #111827; }
-#verdict .ticks { position: relative; display: flex; justify-content: space-between; font-size: 0.8em; height: 1.3em; }
-#verdict .tlabel { position: absolute; transform: translateX(-50%); white-space: nowrap; }
+#verdict .ticks { display: flex; justify-content: space-between; font-size: 0.8em; height: 1.3em; }
+#verdict .tl { position: relative; font-size: 0.8em; height: 1.3em; margin-top: 6px; }
+#verdict .tl span { position: absolute; white-space: nowrap; }
 #heat-scale .ends { display: flex; justify-content: space-between; font-size: 0.8em; gap: 8px; }
 #verdict .refused .headline { font-size: 1.5em; }
-#verdict .more { margin: 6px 0 0; }
-#verdict .caveat { color: #6b7280; font-size: 0.9em; }
+#verdict .more { margin: 8px 0 0; font-size: 0.85em; color: #4b5563; }
+#verdict .caveat { color: #6b7280; }
 #heat-scale .bar { height: 10px; border-radius: 5px;
   background: linear-gradient(to right, #00007f, #0000ff, #007fff, #00ffff, #7fff7f, #ffff00, #ff7f00, #ff0000, #7f0000); }
 #examples, #examples .gallery-container { height: auto !important; min-height: 0 !important; }
@@ -170,10 +204,21 @@ CSS = """
 #examples .caption-label { white-space: normal; text-overflow: clip; line-height: 1.15; }
 #overlay img { width: 100%; height: 100%; object-fit: contain; }
 #overlay.refused .image-container { visibility: hidden; }
+footer .show-api, footer .show-api-divider { display: flex !important; }   /* Gradio hides it under 640 px */
 @media (max-width: 700px) {
   #examples .grid-container { grid-template-columns: repeat(2, minmax(0, 1fr)) !important; }
 }
 """
+# Gradio's packaged SemiBold faces (weight 600, its bold) hold a few dozen glyphs
+# only: bold text took "A" and "B" from them and the rest from a synthesised
+# bold, "PNEUMONIA" drawn with a small A. Regular and Bold are complete, so the
+# theme declares those two weights and bold text is drawn from the Bold face.
+THEME = gr.themes.Default(
+    font=[gr.themes.LocalFont("Source Sans Pro", weights=(400, 700)), "ui-sans-serif", "system-ui", "sans-serif"],
+    font_mono=[gr.themes.LocalFont("IBM Plex Mono", weights=(400, 700)), "ui-monospace", "Consolas", "monospace"])
+# How the page is served, by `python app.py` and by the notebook alike.
+LAUNCH = {"max_file_size": cfg.MAX_UPLOAD, "footer_links": ["api"], "css": CSS, "theme": THEME,
+          "head": WANTS_API_HEAD}
 
 with gr.Blocks(title="Pneumonia X-ray classifier with Grad-CAM", analytics_enabled=False,
                delete_cache=(600, 900)) as demo:
@@ -200,7 +245,7 @@ with gr.Blocks(title="Pneumonia X-ray classifier with Grad-CAM", analytics_enabl
             verdict = gr.HTML(elem_id="verdict")
             # The API's label output (decision + both probabilities): for programs;
             # the page shows the gauge above instead.
-            label = gr.Label(label="Answer", num_top_classes=2, elem_id="label", visible="hidden")
+            label = gr.Label(label=LABEL_OUTPUT, num_top_classes=2, elem_id="label", visible="hidden")
             gr.Markdown("**Grad-CAM overlay**")
             heatmap = gr.Image(label="Grad-CAM overlay", show_label=False, type="filepath", interactive=False,
                                height=380, buttons=[], elem_id="overlay")
@@ -216,6 +261,8 @@ with gr.Blocks(title="Pneumonia X-ray classifier with Grad-CAM", analytics_enabl
                 details.api_info = lambda: DETAILS_SCHEMA
     with gr.Accordion("About the model", open=False):
         gr.Markdown(model.panel_markdown())
+    image.example_payload = lambda: handle_file(API_EXAMPLE)   # the API page's example, on this instance
+    image.example_value = lambda: API_EXAMPLE
     answer = [label, heatmap, details]
     # postprocess=False: `response` builds the outputs in Gradio's own shapes, so
     # the label keeps the decision as its headline (Gradio's postprocessing
@@ -229,6 +276,10 @@ with gr.Blocks(title="Pneumonia X-ray classifier with Grad-CAM", analytics_enabl
                  preprocess=False, postprocess=False, concurrency_id="model")
     dicom.upload(analyze, inputs=[dicom, heatmap_for], outputs=answer, api_visibility="private",
                  preprocess=False, postprocess=False, concurrency_id="model")
+    # An upload's answer is not an example's: no thumbnail stays marked as selected.
+    for upload in (image.upload, dicom.upload):
+        upload(lambda: gr.Gallery(selected_index=None), outputs=examples, queue=False, api_visibility="private")
+    demo.load(None, js=OPEN_API_JS)
     details.change(None, inputs=details, outputs=verdict, js=ANSWER_JS, queue=False,
                    api_visibility="private")
     details.change(None, inputs=details, outputs=notice, js=NOTICE_JS, queue=False, api_visibility="private")
@@ -256,6 +307,6 @@ def warm_up(url: str) -> None:
 
 
 if __name__ == "__main__":
-    demo.launch(max_file_size=cfg.MAX_UPLOAD, footer_links=["api"], css=CSS, prevent_thread_lock=True)
+    demo.launch(**LAUNCH, prevent_thread_lock=True)
     warm_up(demo.local_url)
     demo.block_thread()

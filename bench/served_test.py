@@ -40,7 +40,7 @@ os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
 from conftest import free_port, wait_for_http  # noqa: E402
 from pneumonia.train import data  # noqa: E402
-from pneumonia.report.metrics import bootstrap_ci, expected_calibration_error  # noqa: E402
+from pneumonia.metrics import bootstrap_ci, expected_calibration_error  # noqa: E402
 
 # Issue "The accurate model, reading the lungs" (the earlier issue's were 0.92 / 0.85 / 0.95 / 0.975 / 0.06).
 GOALS = {"accuracy": 0.94, "specificity": 0.88, "sensitivity": 0.95, "roc_auc": 0.98, "ece_15": 0.05,
@@ -102,6 +102,8 @@ def main() -> None:
     p.add_argument("--limit", type=int, help="at most N test X-rays per class (a quick look)")
     p.add_argument("--answers", help="write every answer of the (first) model here, as JSON")
     p.add_argument("--same-as", help="compare every answer with those written earlier by --answers")
+    p.add_argument("--record", metavar="FOLDER", help="keep the (first) model's results in FOLDER/metrics.json "
+                   "under 'served', where the About panel and the README read them")
     args = p.parse_args()
     paths, labels = data.list_split(args.data, "test")
     paths, labels = data.limit_per_class(paths, labels, args.limit, 0)
@@ -136,6 +138,28 @@ def main() -> None:
               f"largest {dp.max():.4f}")
     if args.out:
         Path(args.out).write_text(json.dumps(results, indent=2) + "\n")
+    if args.record:
+        record(Path(args.record), results[base_name], base, len(paths))
+
+
+def cpu_name() -> str:
+    """The CPU as /proc/cpuinfo names it, with the arithmetic that changes the served numbers."""
+    info = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
+    name = next((line.split(":", 1)[1].strip() for line in info.splitlines() if line.startswith("model name")), "?")
+    flags = set(next((line.split(":", 1)[1].split() for line in info.splitlines() if line.startswith("flags")), []))
+    has = [f for f, k in (("AVX-512", "avx512f"), ("bf16", "avx512_bf16"), ("AMX", "amx_tile")) if k in flags]
+    return f"{name} ({', '.join(has) if has else 'AVX2, no AVX-512, no bf16'})"
+
+
+def record(folder: Path, result: dict, answers: list[dict | None], n: int) -> None:
+    """The served numbers, beside evaluate's Keras fp32 ones: one source for the panel and the README."""
+    metrics_file = folder / "metrics.json"
+    metrics = json.loads(metrics_file.read_text())
+    precision = sorted({(a.get("runtime") or {}).get("precision") for a in answers if a} - {None})
+    metrics["served"] = {**result, "images": n, "precision": ", ".join(precision), "cpu": cpu_name(),
+                         "command": "python bench/served_test.py --data chest_xray --record " + str(folder)}
+    metrics_file.write_text(json.dumps(metrics, indent=2) + "\n")
+    print(f"kept in {metrics_file} under 'served'")
 
 
 if __name__ == "__main__":

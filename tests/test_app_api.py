@@ -49,7 +49,10 @@ def test_label_and_decision_agree_on_every_bundled_xray(client):
 
 def test_outputs_are_named_in_the_api(client):
     info = client.view_api(print_info=False, return_format="dict")["named_endpoints"]["/predict"]
-    assert [r["label"] for r in info["returns"]] == ["Answer", "Grad-CAM overlay", "details"]
+    assert [r["label"] for r in info["returns"]] == ["label (for programs): the decision, P(NORMAL) and P(PNEUMONIA)",
+                                                    "Grad-CAM overlay", "details"]
+    # the API page's example is a bundled X-ray, not Gradio's bus photo
+    assert info["parameters"][0]["example_input"]["path"].endswith("examples/PNEUMONIA-viral_person10_virus_35.jpeg")
     # details is typed field by field (docs/details.schema.json), not as "any valid json".
     from pneumonia.serve.schema import DETAILS_SCHEMA
     details = info["returns"][2]
@@ -125,6 +128,9 @@ def test_every_refusal_reaches_a_program_in_one_shape(client, tmp_path):
         assert r["reason"] == reason and message in r["message"], r
         keys = keys or list(details)
         assert list(details) == keys
+        # a refusal says why and nothing else: every answer field null
+        from pneumonia.serve.response import REFUSAL_KEEPS
+        assert [k for k, v in details.items() if v is not None and k not in ("answered", *REFUSAL_KEEPS)] == []
     _, _, details = client.predict(handle_file(str(EXAMPLES / "PNEUMONIA-viral_person11_virus_38.jpeg")),
                                    api_name="/predict")
     jsonschema.validate(details, DETAILS_SCHEMA)
@@ -158,8 +164,8 @@ def test_the_guards_refusal_has_the_same_shape(client):
             reason = details["refusal"]["reason"]
             assert reason in ("not_chest_xray", "no_lungs") and details["refusal"]["message"], f.name
             assert details["probability_pneumonia"] is None and details["decision"] is None, f.name
-            if reason == "not_chest_xray":
-                assert details["is_chest_xray"] is False
+            # a refusal says why and nothing else (the guard's own numbers stay in process)
+            assert details["is_chest_xray"] is None and details["answered_by"] is None, f.name
 
 
 def test_oversized_upload_is_refused_cleanly(client, tmp_path):
@@ -279,7 +285,7 @@ def test_the_readme_drawing_script_runs_and_draws_what_the_app_draws(app_url, tm
     import sys
     from conftest import ROOT
     readme = (ROOT / "README.md").read_text()
-    script = re.search(r"and saves it:\n\n```python\n(.*?)```", readme, re.S).group(1)
+    script = next(b for b in re.findall(r"```python\n(.*?)```", readme, re.S) if "savefig" in b)
     script = script.replace("http://127.0.0.1:7860/", app_url).replace('"examples/', f'"{ROOT}/examples/')
     check = """
 ax = fig.axes[0]

@@ -14,7 +14,7 @@ import pytest
 from conftest import ROOT, free_port
 from hub_server import TOKEN, FakeHub
 
-from pneumonia.report import metrics as metrics_lib
+from pneumonia import metrics as metrics_lib
 
 PROBE = np.random.default_rng(0).uniform(0, 255, (2, 224, 224, 3)).astype(np.float32)
 

@@ -81,6 +81,15 @@ def test_the_ground_floor_imports_no_wing():
             assert not wings, f"{name} imports {wings}"
 
 
+def test_the_training_wing_imports_nothing_of_the_report_wing():
+    """Data flows one way: training writes a folder, reporting reads it (the report
+    wing may use training code; the training wing never reaches up into reporting)."""
+    for name in MODULES:
+        if name.startswith("pneumonia.train."):
+            up = [i for i in GRAPH[name] if i.startswith("pneumonia.report")]
+            assert not up, f"{name} imports {up}"
+
+
 def test_no_import_cycles():
     state: dict[str, int] = {}   # 1 on the current path, 2 done
 

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from pneumonia.report import metrics
+from pneumonia import metrics
 
 LABELS = np.array([0, 0, 0, 0, 1, 1, 1, 1, 1, 1])
 PROBS = np.array([0.1, 0.2, 0.6, 0.3, 0.9, 0.8, 0.4, 0.7, 0.95, 0.55])

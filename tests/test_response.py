@@ -58,18 +58,24 @@ def test_label_names_the_class_decided_at_the_threshold_of_the_head_that_answere
 
 def test_every_refusal_has_one_shape(tmp_path):
     """The guard's refusal and an image refused before the networks ran reach a
-    program the same way: no label, no overlay, the same keys, `refusal` saying why."""
+    program the same way: no label, no overlay, the same keys, `refusal` saying
+    why and every answer field null, even what the guard's pass computed (a
+    wave's photo used to come back with P(adult) and "both heads, blended")."""
     from pneumonia.pixels import ImageError
     from pneumonia.serve.predictor import NoLungsError
-    from pneumonia.serve.response import FIELDS, refuse
+    from pneumonia.serve.response import FIELDS, REFUSAL_KEEPS, refuse
     guard = respond({"refusal": {"reason": "not_chest_xray", "message": "This does not look like a chest X-ray"},
-                     "decision": None, "probabilities": None, "overlay": None, "model_version": "v"}, tmp_path)
+                     "decision": None, "probabilities": None, "overlay": None, "model_version": "v",
+                     "is_chest_xray": False, "ood_score": 9.0, "adult_probability": 0.379, "looks_adult": False,
+                     "answered_by": "both heads, blended", "routing": "the two heads weighted by P(adult)",
+                     "lungs": {"area_fraction": 0.3}, "pneumonia_type": {"probability": None}}, tmp_path)
     shapes = [guard, refuse(NoLungsError(), "v"), refuse(ImageError("too small", "too_small"), "v")]
     for head, overlay, details in shapes:
         assert head is None and overlay is None
         assert tuple(details) == FIELDS and details["answered"] is False
         assert details["refusal"]["reason"] and details["refusal"]["message"]
-        assert details["decision"] is None and details["probability_pneumonia"] is None
+        assert {k: v for k, v in details.items() if k not in ("answered", *REFUSAL_KEEPS) and v is not None} == {}
+        assert details["model_version"] == "v"
     assert [d["refusal"]["reason"] for _, _, d in shapes] == ["not_chest_xray", "no_lungs", "too_small"]
     assert label({"decision": None}) is None
 

@@ -124,10 +124,12 @@ def render(config: dict, metrics: dict, ood_report: dict | None = None,
         "## Results on the official test split",
         "",
         f"{metrics['n']} images ({metrics['n_normal']} NORMAL, {metrics['n_pneumonia']} PNEUMONIA), "
-        "at the threshold fixed on validation; 95% bootstrap intervals (2,000 resamples of images).",
+        "at the threshold fixed on validation; 95% bootstrap intervals (2,000 resamples of images). "
+        "Computed with the Keras model in fp32 (`python -m pneumonia.report.evaluate`):",
         "",
         *test_table_lines(metrics),
         "",
+        *served_lines(metrics.get("served")),
         f"Confusion matrix (rows true NORMAL / PNEUMONIA, columns predicted): "
         f"`{cm[0]}` / `{cm[1]}`. At a threshold of 0.5 instead: accuracy {half['accuracy']:.4f}, "
         f"sensitivity {half['sensitivity']:.4f}, specificity {half['specificity']:.4f}.",
@@ -212,6 +214,17 @@ def int8_lines(config: dict) -> list[str]:
             f"{v['cam_mean']:.4f} mean / {v['cam_p1']:.4f} 1st percentile, P(PNEUMONIA) change "
             f"{v['dp_p99']:.3f} at the 99th percentile. The app picks among fp32, bf16 (on CPUs that "
             "compute in it) and this int8 at start-up, by the CPU's capabilities and then timing."]
+
+
+def served_lines(s: dict | None) -> list[str]:
+    """The same test split through the app's /predict (bench/served_test.py --record), if measured."""
+    if not s:
+        return []
+    ci = s["ci95"]
+    return [f"Through the app's `/predict`, as users get it ({s['n']} answered, {s['refused']} refused; the "
+            f"classifier at {s['precision']} on {s['cpu']}; `{s['command']}`): accuracy {s['accuracy']:.3f} "
+            f"[{ci['accuracy'][0]:.3f}, {ci['accuracy'][1]:.3f}], sensitivity {s['sensitivity']:.3f}, specificity "
+            f"{s['specificity']:.3f}, ROC AUC {s['roc_auc']:.3f}, ECE {s['ece_15']:.3f}.", ""]
 
 
 def write_card(folder: str | Path, config: dict, metrics: dict) -> Path:

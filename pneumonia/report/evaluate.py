@@ -23,7 +23,7 @@ import numpy as np
 from pneumonia.calibration import decision_logit
 from pneumonia.config import HISTORY_FILE, METRICS_FILE
 from pneumonia.report import card, faithfulness, figures, validity
-from pneumonia.report.metrics import evaluate_probs
+from pneumonia.metrics import evaluate_probs
 from pneumonia.report.transfer import adult_transfer, compact, routed, served_answers
 from pneumonia.serve.heatmap import linear_cam
 from pneumonia.serve.lung_view import LungReader

@@ -27,9 +27,9 @@ def population_lines(config: dict, metrics: dict) -> list[str]:
         "",
         "| answers | images | ROC AUC [95% CI] | sensitivity | specificity |",
         "|---|---|---|---|---|",
-        metric_row("pediatric test split, as served", metrics),
+        metric_row("pediatric test split, heads as routed (Keras fp32)", metrics),
         metric_row("pediatric test split, pediatric head only", p["pediatric_head_only"]),
-        metric_row("NIH adults, report part, as served", a["served"]),
+        metric_row("NIH adults, report part, heads as routed (Keras fp32)", a["served"]),
         metric_row("NIH adults, report part, pediatric head only", a["pediatric_head"]),
         "",
         f"{p['n_routed']} of {metrics['n']} test children ({p['routed_to_adult_head']:.1%}) are answered mostly "

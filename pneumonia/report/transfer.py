@@ -5,7 +5,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pneumonia.report.metrics import evaluate_probs
+from pneumonia.metrics import evaluate_probs
 from pneumonia.serve.guard import OOD_FILE, OODGuard
 from pneumonia.serve.lung_view import LungReader
 from pneumonia.serve.routing import POPULATION_FILE, Population, answer

@@ -107,8 +107,14 @@ class Predictor:
                     "probability_pneumonia": None, "threshold": None, "decision": None, "heatmap_class": None,
                     "lungs": lung_info, "heatmap": None, "model_version": self.version, "runtime": self.runtime,
                     "overlay": None}
-        probs, thresholds, _, weights = answer(pooled, self.head, self.population)
+        probs, thresholds, share, weights = answer(pooled, self.head, self.population)
         p, threshold = float(probs[0]), float(thresholds[0])
+        heads = [{"head": ANSWERED_BY["children"], "share": 1.0 - float(share[0]),
+                  "probability": float(self.head.probability(pooled)[0]), "threshold": self.head.threshold}]
+        if self.population is not None:
+            adult = self.population.adult
+            heads.append({"head": ANSWERED_BY["adult"], "share": float(share[0]),
+                          "probability": float(adult.probability(pooled)[0]), "threshold": adult.threshold})
         decided = int(p >= threshold)
         sub = getattr(self.subtypes, target, None) if target in SUBTYPE_TARGETS else None
         if sub is not None:   # a head under the answer: linear on the same features, so exact too
@@ -124,6 +130,7 @@ class Predictor:
             "probabilities": {self.classes[0]: 1.0 - p, self.classes[1]: p},
             "probability_pneumonia": p,
             "threshold": threshold,
+            "heads": heads,
             "decision": self.classes[decided],
             "heatmap_class": heatmap_class,
             "lungs": lung_info,

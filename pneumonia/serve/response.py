@@ -5,7 +5,8 @@ head that answered, never simply the larger probability: with thresholds
 away from 0.5 the two differ, and a page that showed both would contradict
 itself. A refusal (no image, not an image, too small, no lungs, not a chest
 X-ray) has one shape whatever refused it: no label, no overlay, and details
-with the same keys as an answer, `answered` false and `refusal` saying why.
+with the same keys as an answer, `answered` false, `refusal` saying why and
+every answer field null.
 Plain values in the shapes Gradio's Label and File data take, so the app
 returns them as they are.
 """
@@ -16,7 +17,6 @@ from pathlib import Path
 from pneumonia.pixels import ImageError
 from pneumonia.serve.heatmap import save_jpeg
 from pneumonia.serve.schema import DETAILS_SCHEMA
-from pneumonia.serve.subtypes import describe
 
 # Every response's details hold these keys, answered or refused (None where
 # they do not apply): the schema's, in its order (docs/api.md documents them).
@@ -33,12 +33,19 @@ def label(result: dict) -> dict | None:
             "confidences": [{"label": c, "confidence": p} for c, p in result["probabilities"].items()]}
 
 
+# What a refusal keeps: why, and which model and runtime refused it. Every answer field is null.
+REFUSAL_KEEPS = ("refusal", "model_version", "runtime")
+
+
 def details(result: dict) -> dict:
-    """The JSON for programs: FIELDS in order, then any further keys of `result`."""
+    """The JSON for programs: FIELDS in order, then any further keys of `result`.
+    A refusal says why and nothing else: no head's number, routing or guard
+    score that could be read as half an answer."""
+    answered = result.get("decision") is not None
+    if not answered:
+        return {k: (result.get(k) if k in REFUSAL_KEEPS else None) for k in FIELDS} | {"answered": False}
     out = {k: result.get(k) for k in FIELDS}
-    out["answered"] = result.get("decision") is not None
-    if not out["answered"]:   # the heads under the answer say why they give no number
-        out.update(describe(None, None, {}))
+    out["answered"] = True
     out.update({k: v for k, v in result.items() if k not in out and k not in NOT_DETAILS})
     return out
 

@@ -20,20 +20,21 @@ _BOX = {"type": "object", "description": "pixels of the uploaded image, x1 and y
 _POLYGONS = {"type": "array", "items": {"type": "array", "items": {"type": "array", "items": {"type": "integer"}}}}
 
 def _subtype(decisions: list[str], description: str) -> dict:
-    """A head under the answer: a number where it applies, else none and the reason."""
-    return {"type": "object", "description": description, "properties": {
+    """A head under the answer: a number where it applies, else none and the reason; null for a refusal."""
+    return _nullable({"type": "object", "properties": {
         "probability": _nullable(_NUMBER, "null where the head does not apply"),
         "threshold": _nullable(_NUMBER, "fixed on validation"),
         "decision": _nullable({"type": "string", "enum": decisions}, "at the threshold"),
         "head": _nullable(_STRING, "which head answered"),
         "reason": _nullable(_STRING, "why there is no number (null when there is one)"),
-        "measured": _nullable(_STRING, "what it was measured on, in one line")}}
+        "measured": _nullable(_STRING, "what it was measured on, in one line")}}, description + " (null for a refusal)")
 
 
 DETAILS_SCHEMA = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",
     "title": "details",
-    "description": "One answer or one refusal; every key is always present (null where it does not apply).",
+    "description": ("One answer or one refusal; every key is always present (null where it does not apply). "
+                    "A refusal keeps only `answered` (false), `refusal`, `model_version` and `runtime`."),
     "type": "object",
     "required": ["answered", "refusal", "decision", "probability_pneumonia", "threshold", "model_version"],
     "properties": {
@@ -46,6 +47,13 @@ DETAILS_SCHEMA = {
                               "the class decided at `threshold`; the label output's headline"),
         "probability_pneumonia": _nullable(_NUMBER, "calibrated P(PNEUMONIA) of the head that answered"),
         "threshold": _nullable(_NUMBER, "the operating threshold of the head that answered"),
+        "heads": _nullable({"type": "array", "items": {"type": "object", "properties": {
+            "head": {"type": "string", "enum": ["children's head", "adult head"]},
+            "share": {**_NUMBER, "description": "its weight in the answer: 1 alone, 0 unused"},
+            "probability": {**_NUMBER, "description": "its own calibrated P(PNEUMONIA)"},
+            "threshold": {**_NUMBER, "description": "its own fixed threshold"}}}},
+            "each head that could answer, with its share: probability_pneumonia and threshold are the "
+            "share-weighted sums of theirs"),
         "answered_by": _nullable({"type": "string", "enum": ["children's head", "adult head",
                                                              "both heads, blended"]}, "which head answered"),
         "routing": _nullable(_STRING, "why that head answered, in words"),

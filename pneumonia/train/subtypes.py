@@ -87,7 +87,7 @@ def balanced_threshold(p: np.ndarray, y: np.ndarray) -> float:
 def report(head: LinearHead, x: np.ndarray, y: np.ndarray) -> dict | None:
     """ROC AUC, accuracy, balanced accuracy, sensitivity and specificity at the
     head's threshold, each with a 95% bootstrap interval, and ECE (15 bins)."""
-    from pneumonia.report.metrics import bootstrap_ci, expected_calibration_error
+    from pneumonia.metrics import bootstrap_ci, expected_calibration_error
     if len(np.unique(y)) < 2:
         return None
     p = head.probability(x)
