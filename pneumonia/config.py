@@ -134,7 +134,15 @@ ADULT_RULE = (
     "sources with both classes (NIH, RSNA); the epoch with the highest score is kept. The temperature minimises "
     "NLL on validation plus one stressed copy. (4) A second reader by the same recipe with BIMCV and JSRT held out "
     "of every part of training and choice reports what a stranger's hospital sees, on all their films. Report "
-    "parts and held-out sources are read only to report."
+    "parts and held-out sources are read only to report. (5) Can't tell (pneumonia.train.uncertain), written "
+    "before the reader's numbers were seen: on the validation parts (clean), with the chosen reader's calibrated "
+    "P(PNEUMONIA) and threshold, a band [low, high) around the threshold answers UNCERTAIN; among bands whose "
+    "answers are right >= 90% on every source, the one answering the most films of its least-answered source "
+    "(then the most on average); none reaching 90%, the one whose worst source is right most often while "
+    "answering >= 50% of every source. (6) Who reads an X-ray: a child (P(adult) at or below the gate's "
+    "threshold, which keeps 99.8% of validation children) the children's model alone, an adult the adult "
+    "reader; between, hard routing at that threshold or the two probabilities mixed by P(adult), whichever has "
+    "the lower log loss on validation children (clean and stressed) plus the adults' validation parts."
 )
 # The validity terms that choose a model under TRAIN_RULE (6): what the model uses (the swap test).
 RELIANCE_TESTS = ("swap_lungs_auc", "swap_surroundings_auc")
