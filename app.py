@@ -26,7 +26,8 @@ from gradio_client import handle_file  # noqa: E402
 
 from pneumonia import config as cfg  # noqa: E402
 from pneumonia.serve import loader as serving  # noqa: E402
-from pneumonia.serve.response import file_data, refuse, respond  # noqa: E402
+from pneumonia.serve import http_api  # noqa: E402
+from pneumonia.serve.response import details as details_of, file_data, refuse, respond  # noqa: E402
 from pneumonia.serve.heatmap import PREDICTED  # noqa: E402
 from pneumonia.serve.imaging import ImageError  # noqa: E402
 from pneumonia.serve.schema import DETAILS_SCHEMA  # noqa: E402
@@ -295,6 +296,28 @@ OVERLAYS = Path(heatmap.GRADIO_CACHE) / "overlays"
 demo.queue(max_size=int(os.environ.get("PNEUMONIA_QUEUE_SIZE", cfg.QUEUE_MAX_SIZE)),
            default_concurrency_limit=cfg.CONCURRENCY)
 
+def analyze_bytes(data: bytes) -> dict:
+    """POST /v1/analyze: the details JSON of one X-ray's bytes (no overlay file: the JSON has the map)."""
+    stats["requests"] += 1
+    try:
+        return details_of(predictor.analyze(data))
+    except ImageError as e:
+        stats["errors"] += 1
+        return refuse_details(e)
+
+
+def refuse_details(error: ImageError) -> dict:
+    return refuse(error, predictor.version, predictor.runtime)[2]
+
+
+def launch(**options):
+    """Serve the page and the APIs: Gradio's, and the plain HTTP one (pneumonia.serve.http_api)."""
+    app, *_ = demo.launch(**LAUNCH, **options)
+    http_api.add_routes(app, analyze_bytes, refuse_details, max_bytes=cfg.MAX_UPLOAD_BYTES,
+                        slots=cfg.QUEUE_MAX_SIZE + cfg.CONCURRENCY)
+    return app
+
+
 def warm_up(url: str) -> None:
     """One real request through the server: Gradio's first call sets up its
     queue, threads and image encoders (~0.35 s here), which the first user
@@ -307,6 +330,6 @@ def warm_up(url: str) -> None:
 
 
 if __name__ == "__main__":
-    demo.launch(**LAUNCH, prevent_thread_lock=True)
+    launch(prevent_thread_lock=True)
     warm_up(demo.local_url)
     demo.block_thread()

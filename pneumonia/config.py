@@ -206,6 +206,7 @@ SPACE_EXCLUDE = ["pneumonia/train/*", "pneumonia/report/*"]
 QUEUE_MAX_SIZE = 32
 CONCURRENCY = 8
 MAX_UPLOAD = "25mb"
+MAX_UPLOAD_BYTES = 25 * 2**20   # the same limit for POST /v1/analyze (pneumonia.serve.http_api)
 # The forward-only runtime (pneumonia.serve.runtime): OpenVINO's inference precision
 # on the CPU, and the most requests one network call takes together. fp32 was
 # measured first (exact); bf16 serves because it meets the agreement bar on

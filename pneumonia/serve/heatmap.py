@@ -72,11 +72,16 @@ def save_jpeg(rgb: np.ndarray, folder: str | Path, quality: int = OVERLAY_JPEG_Q
     download in flight can't read a file another answer is rewriting (as
     happens when the server names files by a hash of their content).
     """
-    ok, data = cv2.imencode(".jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, quality])
-    if not ok:
-        raise RuntimeError("the overlay could not be encoded as JPEG")
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"overlay-{uuid.uuid4().hex}.jpg"
-    path.write_bytes(data.tobytes())
+    path.write_bytes(encode_jpeg(rgb, quality))
     return str(path)
+
+
+def encode_jpeg(rgb: np.ndarray, quality: int = OVERLAY_JPEG_QUALITY) -> bytes:
+    """An (H, W, 3) RGB overlay as the bytes of a JPEG."""
+    ok, data = cv2.imencode(".jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, quality])
+    if not ok:
+        raise RuntimeError("the overlay could not be encoded as JPEG")
+    return data.tobytes()

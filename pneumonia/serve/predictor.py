@@ -86,12 +86,28 @@ class Predictor:
         image the guard refuses gets the verdict and its score, and no
         probabilities, decision or overlay.
         """
-        views, boxes, lungs, found = self.reader.read(canonical(grey)[None])
-        if not found[0]:
-            raise NoLungsError()
-        activations, pooled = self.forward(grey_to_rgb(views))
+        (out,) = self.analyze_arrays([grey], target)
+        if isinstance(out, ImageError):
+            raise out
+        return out
+
+    def analyze_arrays(self, greys: list[np.ndarray], target: int | str = PREDICTED) -> list[dict | ImageError]:
+        """`analyze_array` for many X-rays at once: one segmenter call and one
+        classifier call for all (what an archive needs), each answer the same as
+        alone. An X-ray without lungs gets its NoLungsError in its place."""
+        views, boxes, lungs, found = self.reader.read(np.stack([canonical(g) for g in greys]))
+        read = np.flatnonzero(found)
+        out: list[dict | ImageError] = [NoLungsError() for _ in greys]
+        if len(read):
+            activations, pooled = self.forward(grey_to_rgb(views[read]))
+            for k, i in enumerate(read):
+                out[i] = self._answer(greys[i], lungs[i], boxes[i], activations[k:k + 1], pooled[k:k + 1], target)
+        return out
+
+    def _answer(self, grey: np.ndarray, lung, box, activations: np.ndarray, pooled: np.ndarray,
+                target: int | str) -> dict:
+        """One X-ray's answer from its lungs and its classifier outputs (batch of one)."""
         h, w = grey.shape[:2]
-        lung, box = lungs[0], boxes[0]
         if lung is not None and not lung.found:  # the whole-image view reads on without lungs
             lung = None
         # What the classifier reads sharply: the overlay's colour and its white line.

@@ -1,0 +1,66 @@
+"""What an archive holds: every X-ray file of a folder (searched recursively), a
+zip, or a CSV with a `file` column, each as a name and a way to read its bytes."""
+from __future__ import annotations
+
+import csv
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+import zipfile
+
+# What is read as an X-ray (DICOM also without an extension: a folder's files named so are tried too).
+SUFFIXES = {".jpg", ".jpeg", ".png", ".tif", ".tiff", ".webp", ".bmp", ".dcm", ".dicom"}
+
+
+class ArchiveError(ValueError):
+    """An archive that cannot be listed: no such path, not a folder, zip or CSV, a CSV without `file`."""
+
+
+@dataclass(frozen=True)
+class Item:
+    name: str                        # as written in the answers: relative to the folder, the zip, or as the CSV gives it
+    read: Callable[[], bytes]
+
+
+def _file(path: Path) -> Callable[[], bytes]:
+    return path.read_bytes
+
+
+def from_folder(root: Path) -> Iterator[Item]:
+    for path in sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in SUFFIXES):
+        yield Item(path.relative_to(root).as_posix(), _file(path))
+
+
+def from_zip(path: Path) -> Iterator[Item]:
+    archive = zipfile.ZipFile(path)
+    for info in sorted(archive.infolist(), key=lambda i: i.filename):
+        if not info.is_dir() and Path(info.filename).suffix.lower() in SUFFIXES and "__MACOSX" not in info.filename:
+            yield Item(info.filename, lambda name=info.filename: archive.read(name))
+
+
+def from_csv(path: Path) -> Iterator[Item]:
+    with open(path, newline="") as f:
+        reader = csv.DictReader(f)
+        if "file" not in (reader.fieldnames or []):
+            raise ArchiveError(f"{path} has no 'file' column (its columns: {', '.join(reader.fieldnames or [])})")
+        rows = [r["file"] for r in reader if r["file"]]
+    for name in rows:   # relative names are read next to the CSV
+        full = Path(name) if Path(name).is_absolute() else path.parent / name
+        yield Item(name, _file(full))
+
+
+def items(source: str | Path) -> list[Item]:
+    """Every X-ray `source` names, in a fixed order (a second run resumes by name)."""
+    path = Path(source)
+    if not path.exists():
+        raise ArchiveError(f"{path} does not exist")
+    if path.is_dir():
+        return list(from_folder(path))
+    if path.suffix.lower() == ".zip":
+        try:
+            return list(from_zip(path))
+        except zipfile.BadZipFile as e:
+            raise ArchiveError(f"{path} is not a readable zip ({e})") from None
+    if path.suffix.lower() == ".csv":
+        return list(from_csv(path))
+    raise ArchiveError(f"{path} is not a folder, a .zip or a .csv of files")

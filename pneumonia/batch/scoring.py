@@ -1,0 +1,84 @@
+"""The served model over an archive: X-rays read and answered in batches (one
+segmenter call and one classifier call per batch, at the precision the
+machine chose), each answer written as it comes, a bad file a row with its
+reason, never a stop."""
+from __future__ import annotations
+
+from pathlib import Path
+import re
+import signal
+
+from tqdm import tqdm
+
+from pneumonia.pixels import ImageError
+from pneumonia.serve.heatmap import encode_jpeg
+from pneumonia.serve.imaging import load_image
+from pneumonia.serve.predictor import Predictor
+from pneumonia.serve.response import details, refuse
+from pneumonia.batch.answers import Answers
+from pneumonia.batch.inputs import Item
+
+
+def _read(item: Item):
+    """The X-ray of an item, or the ImageError saying why it can't be read."""
+    try:
+        return load_image(item.read())
+    except ImageError as e:
+        return e
+    except OSError as e:   # a listed file that vanished or can't be opened
+        return ImageError(f"The file could not be read ({e.strerror or e}).", "unreadable")
+
+
+def overlay_name(name: str) -> str:
+    """A flat file name for an X-ray's overlay: its path with / as __, ending .jpg."""
+    return re.sub(r"[^A-Za-z0-9._-]", "_", name.replace("/", "__")) + ".jpg"
+
+
+class Stop:
+    """Ctrl-C asks the run to stop after the X-ray being written (files stay whole); a second one stops at once."""
+
+    def __init__(self):
+        self.asked = False
+
+    def __enter__(self):
+        self._old = signal.signal(signal.SIGINT, self._ask)
+        return self
+
+    def _ask(self, *_):
+        if self.asked:
+            raise KeyboardInterrupt
+        self.asked = True
+
+    def __exit__(self, *_):
+        signal.signal(signal.SIGINT, self._old)
+
+
+def score(todo: list[Item], predictor: Predictor, answers: Answers, batch_size: int = 16,
+          overlays: Path | None = None, total: int | None = None, progress: bool = True) -> dict:
+    """Answer every item of `todo` into `answers`; returns counts {"answered", "refused", "stopped"}."""
+    counts = {"answered": 0, "refused": 0, "stopped": False}
+    total = total or len(todo)
+    bar = tqdm(total=total, initial=total - len(todo), unit="X-ray", disable=not progress, dynamic_ncols=True)
+    with Stop() as stop:
+        for start in range(0, len(todo), batch_size):
+            chunk = todo[start:start + batch_size]
+            read = [_read(it) for it in chunk]
+            greys = [r for r in read if not isinstance(r, ImageError)]
+            results = iter(predictor.analyze_arrays(greys) if greys else [])
+            for item, r in zip(chunk, read):
+                result = r if isinstance(r, ImageError) else next(results)
+                if isinstance(result, ImageError):
+                    answer = refuse(result, predictor.version, predictor.runtime)[2]
+                else:
+                    answer = details(result)
+                    if overlays is not None and result.get("overlay") is not None:
+                        overlays.mkdir(parents=True, exist_ok=True)
+                        (overlays / overlay_name(item.name)).write_bytes(encode_jpeg(result["overlay"]))
+                answers.add(item.name, answer)
+                counts["answered" if answer["answered"] else "refused"] += 1
+                bar.update(1)
+            if stop.asked:
+                counts["stopped"] = True
+                break
+    bar.close()
+    return counts
