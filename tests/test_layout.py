@@ -15,7 +15,7 @@ import pytest
 from conftest import ROOT
 
 PACKAGE = ROOT / "pneumonia"
-FORBIDDEN_IN_SERVING = ("pneumonia.train", "pneumonia.report", "tensorflow", "keras", "sklearn", "scipy",
+FORBIDDEN_IN_SERVING = ("pneumonia.train", "pneumonia.report", "pneumonia.batch", "tensorflow", "keras", "sklearn", "scipy",
                         "matplotlib", "seaborn")
 MAX_LINES = 250
 
@@ -88,6 +88,15 @@ def test_the_training_wing_imports_nothing_of_the_report_wing():
         if name.startswith("pneumonia.train."):
             up = [i for i in GRAPH[name] if i.startswith("pneumonia.report")]
             assert not up, f"{name} imports {up}"
+
+
+def test_the_archive_wing_uses_serving_only():
+    """`python -m pneumonia.batch` answers as the app does: the serving wing and the
+    ground floor, never training or reporting code (the Space could run it too)."""
+    for name in MODULES:
+        if name.startswith("pneumonia.batch"):
+            others = [i for i in GRAPH[name] if i.startswith(("pneumonia.train", "pneumonia.report"))]
+            assert not others, f"{name} imports {others}"
 
 
 def test_no_import_cycles():
