@@ -10,6 +10,7 @@ import json
 import logging
 import os
 import time
+import uuid
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
@@ -26,6 +27,8 @@ from gradio_client import handle_file  # noqa: E402
 
 from pneumonia import config as cfg  # noqa: E402
 from pneumonia.serve import loader as serving  # noqa: E402
+from pneumonia.batch.answers import row as row_of  # noqa: E402
+from pneumonia.batch.scoring import answer_items  # noqa: E402
 from pneumonia.serve import http_api  # noqa: E402
 from pneumonia.serve.response import details as details_of, file_data, refuse, respond  # noqa: E402
 from pneumonia.serve.heatmap import PREDICTED  # noqa: E402
@@ -94,6 +97,56 @@ def analyze(upload, heatmap_for: str = "decided class"):
     log.info("request %d answered in %.0f ms (%d errors so far)", stats["requests"],
              1000 * (time.perf_counter() - start), stats["errors"])
     return respond(result, OVERLAYS)
+
+
+# Many X-rays at once: the page's second tab and /predict_batch (pneumonia.batch does any number, offline).
+MANY_LIMIT = 500
+MANY_COLUMNS = ("file", "answered", "decision", "probability_pneumonia", "threshold", "answered_by", "reason")
+
+
+def uploaded(files: list) -> list:
+    """The files of an upload as batch items, a zip's X-rays unpacked next to it; at most MANY_LIMIT."""
+    from pneumonia.batch.inputs import ArchiveError, Item, unpack_zip
+
+    def refused(error: Exception):
+        def read():
+            raise ImageError(str(error), "unreadable")
+        return read
+
+    out = []
+    for f in files or []:
+        path = Path(_path_of(f))
+        name = (f.get("orig_name") if isinstance(f, dict) else None) or path.name
+        try:
+            pairs = unpack_zip(path) if path.suffix.lower() == ".zip" else [(name, path)]
+            out += [Item(n, Path(p).read_bytes) for n, p in pairs]
+        except ArchiveError as e:
+            out.append(Item(name, refused(e)))
+    if len(out) > MANY_LIMIT:
+        raise gr.Error(f"{len(out)} files: the page takes up to {MANY_LIMIT} at once; "
+                       "python -m pneumonia.batch takes any number.")
+    return out
+
+
+def analyze_many(files: list, progress=gr.Progress()):
+    """The second tab: a table of answers and answers.csv."""
+    from pneumonia.batch.answers import Answers
+    answered = answer_items(uploaded(files), predictor, progress=progress)
+    folder = OVERLAYS.parent / "many" / uuid.uuid4().hex
+    answers = Answers(folder)
+    for name, d in answered:
+        answers.add(name, d)
+    answers.close()
+    def cell(v):
+        return "" if v is None else f"{v:.3f}" if isinstance(v, float) else str(v)
+    table = [[cell(r[c]) for c in MANY_COLUMNS] for r in (row_of({"file": name, **d}) for name, d in answered)]
+    return table, str(answers.csv)
+
+
+def predict_batch(files: list[gr.FileData]) -> list[dict]:
+    """Many X-ray files -> the details of each, in order (as /predict's third output; no overlays)."""
+    answered = answer_items(uploaded(files), predictor)
+    return [{"file": name, **d} for name, d in answered]
 
 
 def show_example(heatmap_for: str, evt: gr.SelectData):
@@ -229,37 +282,51 @@ with gr.Blocks(title="Pneumonia X-ray classifier with Grad-CAM", analytics_enabl
         "probability, and colours what drove its answer. It was trained on children aged 1-5. "
         f"⚠️ **{cfg.DISCLAIMER}**"
     )
-    with gr.Row():
-        with gr.Column():
-            image = gr.Image(label="Chest X-ray (upload, drop or paste)", type="filepath",
-                             image_mode=None, sources=["upload", "clipboard"], height=300, elem_id="upload")
-            button = gr.Button("Analyze", variant="primary")
-            gr.Markdown("**Examples**: click one to analyze it (captions give the truth)")
-            examples = gr.Gallery([(p, caption(p)) for p in EXAMPLES], show_label=False, label="Examples",
-                                  columns=4, height="auto", allow_preview=False, object_fit="cover",
-                                  interactive=False, buttons=[], elem_id="examples")
-            heatmap_for = gr.Radio(list(HEATMAP_TARGETS), value="decided class", label="Heatmap for")
-            dicom = gr.File(label="...or a DICOM file (.dcm)", file_types=[".dcm", ".dicom"],
-                            type="filepath", height=140)
-        with gr.Column(elem_id="answer"):
-            notice = gr.Markdown(elem_id="notice")
-            verdict = gr.HTML(elem_id="verdict")
-            # The API's label output (decision + both probabilities): for programs;
-            # the page shows the gauge above instead.
-            label = gr.Label(label=LABEL_OUTPUT, num_top_classes=2, elem_id="label", visible="hidden")
-            gr.Markdown("**Grad-CAM overlay**")
-            heatmap = gr.Image(label="Grad-CAM overlay", show_label=False, type="filepath", interactive=False,
-                               height=380, buttons=[], elem_id="overlay")
-            gr.HTML(SCALE_HTML)
+    with gr.Tabs():
+        with gr.Tab("One X-ray", elem_id="one"):
+            with gr.Row():
+                with gr.Column():
+                    image = gr.Image(label="Chest X-ray (upload, drop or paste)", type="filepath",
+                                     image_mode=None, sources=["upload", "clipboard"], height=300, elem_id="upload")
+                    button = gr.Button("Analyze", variant="primary")
+                    gr.Markdown("**Examples**: click one to analyze it (captions give the truth)")
+                    examples = gr.Gallery([(p, caption(p)) for p in EXAMPLES], show_label=False, label="Examples",
+                                          columns=4, height="auto", allow_preview=False, object_fit="cover",
+                                          interactive=False, buttons=[], elem_id="examples")
+                    heatmap_for = gr.Radio(list(HEATMAP_TARGETS), value="decided class", label="Heatmap for")
+                    dicom = gr.File(label="...or a DICOM file (.dcm)", file_types=[".dcm", ".dicom"],
+                                    type="filepath", height=140)
+                with gr.Column(elem_id="answer"):
+                    notice = gr.Markdown(elem_id="notice")
+                    verdict = gr.HTML(elem_id="verdict")
+                    # The API's label output (decision + both probabilities): for programs;
+                    # the page shows the gauge above instead.
+                    label = gr.Label(label=LABEL_OUTPUT, num_top_classes=2, elem_id="label", visible="hidden")
+                    gr.Markdown("**Grad-CAM overlay**")
+                    heatmap = gr.Image(label="Grad-CAM overlay", show_label=False, type="filepath", interactive=False,
+                                       height=380, buttons=[], elem_id="overlay")
+                    gr.HTML(SCALE_HTML)
+                    gr.Markdown(
+                        READS[predictor.reader.variant] + " The colours show what drove the answer, not where "
+                        "disease is; the map is coarse (7x7 cells). " + NO_COVID
+                    )
+                    with gr.Accordion("For programs (JSON)", open=False):
+                        details = gr.JSON(label="details", show_label=False)
+                        # Typed on the API page field by field (gr.JSON says only "any valid json");
+                        # set on the instance, since a subclass would need a frontend of its own.
+                        details.api_info = lambda: DETAILS_SCHEMA
+        with gr.Tab("Many X-rays", elem_id="many"):
             gr.Markdown(
-                READS[predictor.reader.variant] + " The colours show what drove the answer, not where "
-                "disease is; the map is coarse (7x7 cells). " + NO_COVID
-            )
-            with gr.Accordion("For programs (JSON)", open=False):
-                details = gr.JSON(label="details", show_label=False)
-                # Typed on the API page field by field (gr.JSON says only "any valid json");
-                # set on the instance, since a subclass would need a frontend of its own.
-                details.api_info = lambda: DETAILS_SCHEMA
+                f"Drop up to {MANY_LIMIT} X-rays, or a zip of them: each is answered as on the first tab, and "
+                "the table and `answers.csv` give every answer, or why a file was refused. The same from the "
+                "command line, for any number: `python -m pneumonia.batch FOLDER --out DIR`.")
+            many_files = gr.File(label="X-rays or a .zip", file_count="multiple", type="filepath",
+                                 file_types=[".jpg", ".jpeg", ".png", ".tif", ".tiff", ".webp", ".bmp", ".dcm",
+                                             ".zip"], elem_id="many-files")
+            many_button = gr.Button("Analyze all", variant="primary", elem_id="many-button")
+            many_table = gr.Dataframe(headers=list(MANY_COLUMNS), interactive=False, wrap=True,
+                                      elem_id="many-table")
+            many_csv = gr.File(label="answers.csv", interactive=False, elem_id="many-csv")
     with gr.Accordion("About the model", open=False):
         gr.Markdown(model.panel_markdown())
     image.example_payload = lambda: handle_file(API_EXAMPLE)   # the API page's example, on this instance
@@ -281,6 +348,9 @@ with gr.Blocks(title="Pneumonia X-ray classifier with Grad-CAM", analytics_enabl
     for upload in (image.upload, dicom.upload):
         upload(lambda: gr.Gallery(selected_index=None), outputs=examples, queue=False, api_visibility="private")
     demo.load(None, js=OPEN_API_JS)
+    many_button.click(analyze_many, inputs=many_files, outputs=[many_table, many_csv], api_visibility="private",
+                      concurrency_id="model")
+    gr.api(predict_batch, api_name="predict_batch", concurrency_id="model")
     details.change(None, inputs=details, outputs=verdict, js=ANSWER_JS, queue=False,
                    api_visibility="private")
     details.change(None, inputs=details, outputs=notice, js=NOTICE_JS, queue=False, api_visibility="private")

@@ -195,7 +195,7 @@ HUB_READ_TIMEOUT = 30.0
 # What a Space needs from this repo, besides the files of model/ the app serves
 # (hub.SERVED_PATTERNS: the exported networks, not the Keras files).
 # The Space gets the serving wing and the ground floor only: what it runs cannot reach training code.
-SPACE_FILES = ["app.py", "requirements.txt", "README.md", "pneumonia/*.py", "pneumonia/serve/*.py", "examples/*",
+SPACE_FILES = ["app.py", "requirements.txt", "README.md", "pneumonia/*.py", "pneumonia/serve/*.py", "pneumonia/batch/*.py", "examples/*",
                "docs/screenshot.jpg"]
 # The Hub's patterns match across folders ("pneumonia/*.py" takes pneumonia/train/x.py too).
 SPACE_EXCLUDE = ["pneumonia/train/*", "pneumonia/report/*"]

@@ -336,3 +336,17 @@ def test_the_heads_under_the_answer_have_exact_heatmaps_of_their_own(client):
     _, _, tb = client.predict(handle_file(str(EXAMPLES / "ADULT-TB_CHNCXR_0328_1.png")), "tuberculosis signs",
                               api_name="/predict")
     assert tb["heatmap_class"] == "tuberculosis signs"
+
+
+def test_predict_batch_answers_a_list_of_files_in_order(client, tmp_path):
+    """/predict_batch: a list of files in, each one's details out, as /predict gives them."""
+    junk = tmp_path / "notes.png"
+    junk.write_bytes(b"this is not an image")
+    names = ["NORMAL_IM-0003-0001.jpeg", "PNEUMONIA-viral_person11_virus_38.jpeg"]
+    out = client.predict([handle_file(str(EXAMPLES / n)) for n in names] + [handle_file(str(junk))],
+                         api_name="/predict_batch")
+    assert [d["file"] for d in out] == names + ["notes.png"]
+    for name, d in zip(names, out):
+        one = client.predict(handle_file(str(EXAMPLES / name)), api_name="/predict")[2]
+        assert d["decision"] == one["decision"] and abs(d["probability_pneumonia"] - one["probability_pneumonia"]) < 0.02
+    assert out[2]["answered"] is False and out[2]["refusal"]["reason"] == "not_an_image"

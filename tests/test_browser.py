@@ -311,3 +311,36 @@ def test_app_renders_inside_an_iframe(browser, app_url, tmp_path):
     frame.get_by_role("button", name="Analyze").wait_for(timeout=60_000)
     page.screenshot(path=str(ARTIFACTS / "embedded.png"))
     page.close()
+
+
+def test_many_xrays_tab_answers_each_file_and_offers_the_csv(browser, app_url, tmp_path):
+    """The second tab: X-rays, a file that is no image and a zip dropped at once; a
+    row per X-ray (the zip's unpacked), the refused one with its reason, answers.csv to download."""
+    import csv
+    import zipfile
+    junk = tmp_path / "scan.png"
+    junk.write_text("not an x-ray")
+    zipped = tmp_path / "two.zip"
+    with zipfile.ZipFile(zipped, "w") as z:
+        for name in ("NORMAL_IM-0001-0001.jpeg", "PNEUMONIA-viral_person10_virus_35.jpeg"):
+            z.write(ROOT / "examples" / name, f"inside/{name}")
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    page.goto(app_url)
+    page.get_by_role("tab", name="Many X-rays").click()
+    page.locator("#many-files input[type=file]").set_input_files(
+        [str(ROOT / "examples" / "PNEUMONIA-bacterial_person100_bacteria_475.jpeg"), str(junk), str(zipped)])
+    page.wait_for_timeout(1000)
+    page.get_by_role("button", name="Analyze all").click()
+    link = page.locator("#many-csv a").first
+    link.wait_for(timeout=60_000)
+    table = page.locator("#many-table").inner_text()
+    for name in ("PNEUMONIA-bacterial_person100_bacteria_475.jpeg", "scan.png", "inside/NORMAL_IM-0001-0001.jpeg",
+                 "inside/PNEUMONIA-viral_person10_virus_35.jpeg"):
+        assert name in table, table
+    assert "not_an_image" in table
+    with page.expect_download() as download:
+        link.click()
+    rows = list(csv.DictReader(open(download.value.path(), newline="")))
+    assert [r["decision"] for r in rows] == ["PNEUMONIA", "", "NORMAL", "PNEUMONIA"]
+    page.screenshot(path=str(ARTIFACTS / "app_many.png"), full_page=True)
+    page.close()

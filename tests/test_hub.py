@@ -167,7 +167,7 @@ def test_push_errors_are_clear(hub, tmp_path):
 def test_deploy_space_uploads_the_app(hub, tmp_path):
     root = tmp_path / "repo"
     for rel in ("app.py", "requirements.txt", "README.md", "pneumonia/config.py", "pneumonia/serve/predictor.py",
-                "pneumonia/train/training.py", "pneumonia/report/card.py", "examples/a.jpeg", "model/config.json", "model/classifier.xml", "model/model.keras", "tests/test_x.py", "runs/big.bin"):
+                "pneumonia/batch/scoring.py", "pneumonia/train/training.py", "pneumonia/report/card.py", "examples/a.jpeg", "model/config.json", "model/classifier.xml", "model/model.keras", "tests/test_x.py", "runs/big.bin"):
         (root / rel).parent.mkdir(parents=True, exist_ok=True)
         (root / rel).write_text(rel)
     code = ("import sys; from pneumonia.train.publish import deploy_space; "
@@ -179,4 +179,4 @@ def test_deploy_space_uploads_the_app(hub, tmp_path):
     files = set(space.commits[space.refs["main"]])
     # A light Space: the exported networks, not the Keras files; the serving wing, not training or report.
     assert files == {"app.py", "requirements.txt", "README.md", "pneumonia/config.py", "pneumonia/serve/predictor.py",
-                     "examples/a.jpeg", "model/config.json", "model/classifier.xml"}
+                     "pneumonia/batch/scoring.py", "examples/a.jpeg", "model/config.json", "model/classifier.xml"}

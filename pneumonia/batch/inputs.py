@@ -64,3 +64,19 @@ def items(source: str | Path) -> list[Item]:
     if path.suffix.lower() == ".csv":
         return list(from_csv(path))
     raise ArchiveError(f"{path} is not a folder, a .zip or a .csv of files")
+
+
+def unpack_zip(path: str | Path) -> list[tuple[str, str]]:
+    """The X-rays of an uploaded zip, unpacked beside it: (name inside the zip, file)."""
+    path = Path(path)
+    folder = path.with_suffix(".unpacked")
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = [i.filename for i in archive.infolist() if not i.is_dir() and "__MACOSX" not in i.filename
+                     and Path(i.filename).suffix.lower() in SUFFIXES]
+            for name in names:
+                archive.extract(name, folder)   # zipfile keeps members inside `folder`, whatever their names
+    except zipfile.BadZipFile as e:
+        raise ArchiveError(f"{path.name} is not a readable zip ({e})") from None
+    return [(name, str(folder / name)) for name in sorted(names)]
+

@@ -53,6 +53,33 @@ class Stop:
         signal.signal(signal.SIGINT, self._old)
 
 
+def answer_chunk(chunk: list[Item], predictor: Predictor) -> list[tuple[dict, dict | None]]:
+    """(details, the overlay's RGB or None) of each item: one segmenter and one classifier call for the chunk."""
+    read = [_read(it) for it in chunk]
+    greys = [r for r in read if not isinstance(r, ImageError)]
+    results = iter(predictor.analyze_arrays(greys) if greys else [])
+    out = []
+    for r in read:
+        result = r if isinstance(r, ImageError) else next(results)
+        if isinstance(result, ImageError):
+            out.append((refuse(result, predictor.version, predictor.runtime)[2], None))
+        else:
+            out.append((details(result), result.get("overlay")))
+    return out
+
+
+def answer_items(todo: list[Item], predictor: Predictor, batch_size: int = 16,
+                 progress=None) -> list[tuple[str, dict]]:
+    """(name, details) of every item, in order; `progress` (a gr.Progress) sees each chunk."""
+    out: list[tuple[str, dict]] = []
+    for start in range(0, len(todo), batch_size):
+        if progress is not None:
+            progress((start, len(todo)), desc="X-rays answered", unit="X-rays")
+        chunk = todo[start:start + batch_size]
+        out += [(it.name, d) for it, (d, _) in zip(chunk, answer_chunk(chunk, predictor))]
+    return out
+
+
 def score(todo: list[Item], predictor: Predictor, answers: Answers, batch_size: int = 16,
           overlays: Path | None = None, total: int | None = None, progress: bool = True) -> dict:
     """Answer every item of `todo` into `answers`; returns counts {"answered", "refused", "stopped"}."""
@@ -62,18 +89,10 @@ def score(todo: list[Item], predictor: Predictor, answers: Answers, batch_size: 
     with Stop() as stop:
         for start in range(0, len(todo), batch_size):
             chunk = todo[start:start + batch_size]
-            read = [_read(it) for it in chunk]
-            greys = [r for r in read if not isinstance(r, ImageError)]
-            results = iter(predictor.analyze_arrays(greys) if greys else [])
-            for item, r in zip(chunk, read):
-                result = r if isinstance(r, ImageError) else next(results)
-                if isinstance(result, ImageError):
-                    answer = refuse(result, predictor.version, predictor.runtime)[2]
-                else:
-                    answer = details(result)
-                    if overlays is not None and result.get("overlay") is not None:
-                        overlays.mkdir(parents=True, exist_ok=True)
-                        (overlays / overlay_name(item.name)).write_bytes(encode_jpeg(result["overlay"]))
+            for item, (answer, overlay) in zip(chunk, answer_chunk(chunk, predictor)):
+                if overlays is not None and overlay is not None:
+                    overlays.mkdir(parents=True, exist_ok=True)
+                    (overlays / overlay_name(item.name)).write_bytes(encode_jpeg(overlay))
                 answers.add(item.name, answer)
                 counts["answered" if answer["answered"] else "refused"] += 1
                 bar.update(1)
