@@ -188,7 +188,10 @@ ANSWER_JS = """(d) => {
   // Which head answered, with its own fixed threshold; two heads mixed by P(adult): both, in one sentence.
   const heads = (d.heads || []).filter(h => h.share >= 0.005);
   let why;
-  if (heads.length === 2) {
+  if (d.decision === "UNCERTAIN") {   // can't tell: the reader's band, fixed on validation
+    why = `${says} lies between ${pc(d.band.low)} and ${pc(d.band.high)}: on validation X-rays of every ` +
+      `hospital, answers there were right less than 90% of the time, so no answer is given for this X-ray.`;
+  } else if (heads.length === 2) {
     const [c, a] = heads;
     why = `This X-ray looks ${pc(a.share, 0)} adult, so ${name[c.head]} (P ${pc(c.probability)}, ` +
       `threshold ${pc(c.threshold)}) and ${name[a.head]} (P ${pc(a.probability)}, threshold ` +
@@ -199,11 +202,14 @@ ANSWER_JS = """(d) => {
     why = `${says}, ${side} ${t.toFixed(1)}%, the fixed threshold of ${who}: ${answer}`;
   }
   // The threshold's label sits on a row of its own, moved in by its own position so it never leaves the bar.
-  return `<div class="verdict ${d.decision}"><div class="headline">${d.decision}</div>` +
+  const headline = d.decision === "UNCERTAIN" ? "Can't tell" : d.decision;
+  const band = d.band ? `<div class="band" title="can't tell" style="left:${(100 * d.band.low).toFixed(1)}%;` +
+    `width:${(100 * (d.band.high - d.band.low)).toFixed(1)}%"></div>` : "";
+  return `<div class="verdict ${d.decision}"><div class="headline">${headline}</div>` +
     `<div class="tl"><span style="left:${t.toFixed(1)}%;transform:translateX(-${t.toFixed(1)}%)">` +
     `threshold ${t.toFixed(1)}%</span></div>` +
     `<div class="gauge" role="img" aria-label="P(PNEUMONIA) ${p.toFixed(1)}%, threshold ${t.toFixed(1)}%">` +
-    `<div class="fill" style="width:${p.toFixed(1)}%"></div><div class="mark" style="left:${t.toFixed(1)}%"></div></div>` +
+    `<div class="fill" style="width:${p.toFixed(1)}%"></div>${band}<div class="mark" style="left:${t.toFixed(1)}%"></div></div>` +
     `<div class="ticks"><span>0%</span><span>100%</span></div>` +
     `<p id="decision-line">${why} Heatmap for: ${d.heatmap_class}.</p>` +
     more(d.pneumonia_type, "which pneumonia", "P(bacterial)", {bacterial: "looks bacterial", viral: "looks viral"}) +
@@ -243,6 +249,9 @@ CSS = """
 #verdict .fill { position: absolute; left: 0; top: 0; bottom: 0; border-radius: 7px; background: #6b7280; }
 #verdict .PNEUMONIA .fill { background: #dc2626; }
 #verdict .NORMAL .fill { background: #16a34a; }
+#verdict .UNCERTAIN .headline { color: #374151; }
+#verdict .band { position: absolute; top: 0; bottom: 0; border-radius: 7px;
+  background: repeating-linear-gradient(45deg, rgba(55, 65, 81, .35) 0 4px, transparent 4px 8px); }
 #verdict .mark { position: absolute; top: -4px; bottom: -4px; width: 3px; margin-left: -1px; background: #111827; }
 #verdict .ticks { display: flex; justify-content: space-between; font-size: 0.8em; height: 1.3em; }
 #verdict .tl { position: relative; font-size: 0.8em; height: 1.3em; margin-top: 6px; }

@@ -344,3 +344,27 @@ def test_many_xrays_tab_answers_each_file_and_offers_the_csv(browser, app_url, t
     assert [r["decision"] for r in rows] == ["PNEUMONIA", "", "NORMAL", "PNEUMONIA"]
     page.screenshot(path=str(ARTIFACTS / "app_many.png"), full_page=True)
     page.close()
+
+
+@pytest.mark.parametrize("width", [1280, 390])
+def test_cant_tell_reads_neutral_with_its_band_on_the_gauge(browser, app_url, width):
+    """An answer in the reader's can't-tell band: "Can't tell" in neutral grey (not
+    red, not green), the band drawn on the gauge, one sentence why, no class named."""
+    page = browser.new_page(viewport={"width": width, "height": 844})
+    page.goto(app_url)
+    page.locator("#verdict").wait_for(state="attached", timeout=60_000)
+    d = {"answered": True, "refusal": None, "decision": "UNCERTAIN", "probability_pneumonia": 0.41, "threshold": 0.35,
+         "band": {"low": 0.22, "high": 0.55}, "heads": heads(0.41, 0.35, 1.0), "heatmap_class": "PNEUMONIA"}
+    html = page.evaluate(f"({app_js('ANSWER_JS')})({json.dumps(d)})")
+    page.evaluate("h => { document.querySelector('#verdict').innerHTML = h; }", html)
+    text = verdict_text(page)
+    assert text.startswith("Can't tell") and "between 22.0% and 55.0%" in text and "no answer is given" in text
+    assert "NORMAL" not in text and "PNEUMONIA" not in text.replace("P(PNEUMONIA)", "").replace("for: PNEUMONIA", "")
+    colour = page.locator("#verdict .headline").evaluate("e => getComputedStyle(e).color")
+    r, g, b = (int(v) for v in colour[colour.index("(") + 1:-1].split(",")[:3])
+    assert max(r, g, b) - min(r, g, b) < 40          # grey: neither the red nor the green of an answer
+    band = page.locator("#verdict .band").evaluate("e => [e.style.left, e.style.width]")
+    assert [float(v.rstrip("%")) for v in band] == pytest.approx([22.0, 33.0], abs=0.06)
+    page.locator("#verdict").scroll_into_view_if_needed()
+    page.locator("#verdict").screenshot(path=str(ARTIFACTS / f"app_{width}_cant_tell.png"))
+    page.close()

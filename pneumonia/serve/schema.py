@@ -43,8 +43,12 @@ DETAILS_SCHEMA = {
             "reason": {"type": "string", "enum": list(REASONS)},
             "message": {"type": "string", "description": "what the page shows, in words"}}},
             "why the image got no answer (null when answered)"),
-        "decision": _nullable({"type": "string", "enum": ["NORMAL", "PNEUMONIA"]},
-                              "the class decided at `threshold`; the label output's headline"),
+        "decision": _nullable({"type": "string", "enum": ["NORMAL", "PNEUMONIA", "UNCERTAIN"]},
+                              "the class decided at `threshold`, or UNCERTAIN (can't tell) where "
+                              "probability_pneumonia lies in `band`; the label output's headline"),
+        "band": _nullable({"type": "object", "properties": {"low": _NUMBER, "high": _NUMBER}},
+                          "the can't-tell band of the head that answered, fixed on validation: a probability "
+                          "with low <= P < high is answered UNCERTAIN (null where the head has none)"),
         "probability_pneumonia": _nullable(_NUMBER, "calibrated P(PNEUMONIA) of the head that answered"),
         "threshold": _nullable(_NUMBER, "the operating threshold of the head that answered"),
         "heads": _nullable({"type": "array", "items": {"type": "object", "properties": {
