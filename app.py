@@ -71,6 +71,8 @@ def _path_of(upload) -> str | None:
 # The heads under the answer are linear on the same features, so their maps are exact too.
 HEATMAP_TARGETS = {"decided class": PREDICTED, "PNEUMONIA": 1, "NORMAL": 0, "bacterial": "bacterial",
                    "tuberculosis signs": "tuberculosis"}
+if ((predictor.subtypes and predictor.subtypes.withheld) or {}).get("tuberculosis"):
+    del HEATMAP_TARGETS["tuberculosis signs"]   # a line not shown has no map either
 # What the served model reads (pneumonia.serve.lung_view), in words under the overlay.
 READS = {
     "full": "The model reads the whole image, and the heatmap covers all of it.",

@@ -56,6 +56,11 @@ def table(p: np.ndarray, y: np.ndarray, s: np.ndarray, threshold: float, band: d
         if band is not None and np.isin(yy, (0, 1)).any():
             row["with_band"] = uncertain.per_source(pp, yy, np.full(len(yy), src), band["low"], band["high"],
                                                     threshold)[src]
+            said = (pp < band["low"]) | (pp >= band["high"])
+            for label, name in ((0, "normals_called_normal"), (1, "opacity_called_pneumonia")):
+                k2 = said & (yy == label)
+                if k2.any():   # among the answered films of that class
+                    row["with_band"][name] = float(np.mean((pp[k2] >= threshold) == (label == 1)))
         out[src] = row
     return out
 

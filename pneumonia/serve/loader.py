@@ -18,7 +18,7 @@ from pneumonia.serve.lung_view import LungReader
 from pneumonia.serve.lungs import SegmenterError
 from pneumonia.serve.predictor import Forward, Predictor
 from pneumonia.serve.routing import POPULATION_FILE, LinearHead, Population
-from pneumonia.serve.subtypes import SUBTYPES_FILE, Subtypes
+from pneumonia.serve.subtypes import SUBTYPES_FILE, Subtypes, withheld_reason
 from pneumonia.serve.runtime import PRECISIONS, ir_files
 
 # How a model folder becomes (forward pass, last layer, lung reader). The app
@@ -87,6 +87,9 @@ class ServedModel:
             lines += ["", f"On {after['n']} held-out adult X-rays from another hospital (NIH, noisy labels) its ROC "
                       f"AUC is {after['roc_auc']:.2f}; with the children's head alone it was {before['roc_auc']:.2f}. "
                       "X-rays that look like an adult's are flagged above the answer."]
+        withheld = (self.predictor.subtypes.withheld or {}) if self.predictor.subtypes else {}
+        if withheld.get("tuberculosis"):
+            lines += ["", f"**Tuberculosis signs** are {withheld['tuberculosis']}."]
         lines += ["", "Trained on Chest X-Ray Images (Pneumonia), Kermany et al. 2018, CC BY 4.0, and NIH "
                   "ChestX-ray14 adults (NIH Clinical Center; Wang et al., CVPR 2017); the sample images are from "
                   "their test split and report part."]
@@ -166,6 +169,10 @@ def load_folder(folder: str | Path, source: str, origin: str, revision: str | No
     guard = OODGuard.load(folder / OOD_FILE) if (folder / OOD_FILE).is_file() else None
     population = Population.load(folder / POPULATION_FILE) if (folder / POPULATION_FILE).is_file() else None
     subtypes = Subtypes.load(folder / SUBTYPES_FILE) if (folder / SUBTYPES_FILE).is_file() else None
+    if subtypes is not None and subtypes.tuberculosis is not None:
+        tb = config.get("subtypes", {}).get("tuberculosis", {})
+        reason = withheld_reason(tb.get("cross_hospital"))
+        subtypes.withheld = {"tuberculosis": reason} if reason else {}
     try:
         if runtime not in RUNTIMES:
             raise ValueError(f"runtime must be one of {', '.join(RUNTIMES)}, not {runtime!r} "

@@ -24,11 +24,32 @@ NO_COVID = ("COVID-19 is not offered: no public set reachable here has COVID-19 
             "(DeGrave et al. 2021).")
 
 
+# A tuberculosis line is shown only if it holds on a hospital it was not fitted on
+# (issue "Adults read by a model that has seen adults"): fitted without each TB
+# hospital in turn, that hospital's ROC AUC and its normals' specificity at the threshold.
+TB_SHOWN_IF = {"roc_auc": 0.85, "specificity": 0.70}
+
+
+def withheld_reason(cross_hospital: dict | None) -> str | None:
+    """Why the tuberculosis line is not shown (None: it is), from the folder's cross-hospital numbers."""
+    if not cross_hospital:
+        return "not shown: it was never measured on a hospital it was not fitted on"
+    misses = [(name.split(",")[0].replace("fitted without ", ""), r["roc_auc"], r["specificity"])
+              for name, r in cross_hospital.items()
+              if r["roc_auc"] < TB_SHOWN_IF["roc_auc"] or r["specificity"] < TB_SHOWN_IF["specificity"]]
+    if not misses:
+        return None
+    said = "; ".join(f"fitted without {h}, on {h} ROC AUC {auc:.2f} and specificity {spec:.2f}" for h, auc, spec in misses)
+    return (f"not shown: it does not hold on a hospital it was not fitted on ({said}; a line is shown only "
+            f"above ROC AUC {TB_SHOWN_IF['roc_auc']:.2f} and specificity {TB_SHOWN_IF['specificity']:.2f})")
+
+
 @dataclass
 class Subtypes:
     bacterial: LinearHead | None     # P(bacterial | a child's pneumonia)
     tuberculosis: LinearHead | None  # P(tuberculosis signs | an adult's film)
     measured: dict                   # the one-line "measured on ..." caveat of each head
+    withheld: dict | None = None     # head -> why it is not shown (a line that does not hold elsewhere)
 
     def save(self, path: str | Path) -> None:
         arrays = {f"{name}_{k}": v for name in ("bacterial", "tuberculosis") if getattr(self, name) is not None
@@ -79,6 +100,8 @@ def describe(subtypes: "Subtypes | None", pooled: np.ndarray | None, answer: dic
         out["tuberculosis"] = _not_given("this model folder has no tuberculosis head")
     elif not adult:
         out["tuberculosis"] = _not_given("offered for adults' X-rays only (it learnt from adults)")
+    elif (subtypes.withheld or {}).get("tuberculosis"):
+        out["tuberculosis"] = _not_given(subtypes.withheld["tuberculosis"])
     else:
         out["tuberculosis"] = _given(subtypes.tuberculosis, pooled, "signs", "no signs", "tuberculosis head",
                                      subtypes.measured.get("tuberculosis", ""))
