@@ -131,3 +131,37 @@ def test_ctrl_c_leaves_whole_files_and_the_next_run_finishes(tmp_path):
     rows = read_csv(out / "answers.csv")
     assert [r["file"] for r in rows] == sorted(r["file"] for r in rows) and len(rows) == 120
     assert np.mean([r["answered"] == "True" for r in rows]) > 0.8
+
+
+def test_labels_give_a_report_on_your_data_from_the_model_cards_code(archive, tmp_path):
+    """--labels: report.json's numbers are pneumonia.metrics' on the answered X-rays at
+    each one's served threshold, for all and per group; report.html shows the figures."""
+    from pneumonia.metrics import evaluate_probs
+    from pneumonia.report.archive import LabelsError, read_labels
+    labels = tmp_path / "labels.csv"
+    names = [it.name for it in items(archive)]
+    truth = {n: "PNEUMONIA" if "PNEUMONIA" in n or "pneumonia" in n or n.endswith("_1.png") else "NORMAL"
+             for n in names}
+    labels.write_text("file,label,site\n" + "".join(f"{n},{truth[n]},{'x' if i % 2 else 'y'}\n"
+                                                     for i, n in enumerate(names)))
+    out = tmp_path / "out"
+    proc = cli(str(archive), "--out", str(out), "--labels", str(labels))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    rep = json.loads((out / "report.json").read_text())
+    records = [json.loads(line) for line in (out / "answers.jsonl").read_text().splitlines()]
+    said = [r for r in records if r["answered"]]
+    y = np.array([truth[r["file"]] == "PNEUMONIA" for r in said], int)
+    direct = evaluate_probs(y, np.array([r["probability_pneumonia"] for r in said]),
+                            np.array([r["threshold"] for r in said]))
+    got = rep["all"]["metrics"]
+    assert got["roc_auc"] == direct["roc_auc"] and got["at_threshold"] == direct["at_threshold"]
+    assert rep["all"]["refused"] == pytest.approx(1 / len(records)) and rep["all"]["cant_tell"] == 0
+    assert set(rep["groups"]) == {"site = x", "site = y"}
+    assert sum(g["films"] for g in rep["groups"].values()) == len(records)
+    page = (out / "report.html").read_text()
+    assert "How the model does on your data" in page and page.count("<img") == 4
+    assert all((out / f).stat().st_size > 5000 for f in ("report_roc.png", "report_pr.png"))
+    bad = tmp_path / "bad.csv"
+    bad.write_text("file,label\na.png,maybe\n")
+    with pytest.raises(LabelsError, match="NORMAL/PNEUMONIA or 0/1"):
+        read_labels(bad)

@@ -34,6 +34,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--overlays", action="store_true", help="also write each Grad-CAM overlay (DIR/overlays/)")
     p.add_argument("--model", default=None, help="a model folder or Hub repo id (default: the app's)")
     p.add_argument("--batch-size", type=int, default=16, help="X-rays per network call (default %(default)s)")
+    p.add_argument("--labels", metavar="CSV", help="your labels (file, label, any group columns): also write "
+                   "DIR/report.html and report.json, how the model does on your data (needs requirements-train)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     args = p.parse_args(argv)
     try:
@@ -60,6 +62,13 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{done} X-rays in {seconds:.1f} s ({done / max(seconds, 1e-9):.1f}/s): {counts['answered']} answered, "
           f"{counts['refused']} refused" + ("; stopped by Ctrl-C, run again to go on" if counts["stopped"] else "")
           + f". {Path(args.out) / 'answers.csv'}", file=sys.stderr)
+    if args.labels and not counts["stopped"]:
+        from pneumonia.report.archive import LabelsError, write_report   # matplotlib, scikit-learn: not the Space's
+        try:
+            print(f"report: {write_report(args.out, args.labels)}", file=sys.stderr)
+        except (LabelsError, FileNotFoundError) as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
     return 130 if counts["stopped"] else 0
 
 

@@ -25,7 +25,7 @@ def _save(fig, path: Path) -> None:
     plt.close(fig)
 
 
-def confusion_matrix(metrics: dict, path: Path) -> None:
+def confusion_matrix(metrics: dict, path: Path, where: str = "Test split") -> None:
     m = metrics["at_threshold"]
     cm = np.asarray(m["confusion_matrix"]["rows_true_cols_pred"])
     fig, ax = plt.subplots(figsize=(4.2, 3.6))
@@ -34,7 +34,7 @@ def confusion_matrix(metrics: dict, path: Path) -> None:
                 xticklabels=names, yticklabels=names, ax=ax)
     ax.set_xlabel("Predicted")
     ax.set_ylabel("True")
-    ax.set_title("Test split, " + (f"threshold {m['threshold']:.3f}" if m["threshold"] is not None
+    ax.set_title(f"{where}, " + (f"threshold {m['threshold']:.3f}" if m["threshold"] is not None
                                    else "each head's own threshold"))
     _save(fig, path)
 
@@ -54,7 +54,7 @@ def roc(labels: np.ndarray, probs: np.ndarray, metrics: dict, path: Path) -> Non
     _save(fig, path)
 
 
-def reliability(metrics: dict, path: Path) -> None:
+def reliability(metrics: dict, path: Path, where: str = "test split") -> None:
     bins = [b for b in metrics["reliability"] if b["count"]]
     fig, ax = plt.subplots(figsize=(4.2, 4.0))
     ax.plot([0, 1], [0, 1], "--", color="grey", lw=0.8, label="perfect calibration")
@@ -62,7 +62,7 @@ def reliability(metrics: dict, path: Path) -> None:
            width=1 / 15, edgecolor="black", alpha=0.7, label="fraction PNEUMONIA")
     ax.set_xlabel("Predicted PNEUMONIA probability (15 bins)")
     ax.set_ylabel("Observed fraction PNEUMONIA")
-    ax.set_title(f"Reliability, test split (ECE {metrics['ece_15']:.3f})")
+    ax.set_title(f"Reliability, {where} (ECE {metrics['ece_15']:.3f})")
     ax.legend(loc="upper left")
     _save(fig, path)
 
