@@ -103,7 +103,8 @@ def long_run_memory(folder: Path, out: Path, batch: int) -> tuple[float, float, 
             rss = rss_mb(proc.pid)
         except OSError:   # it ended between the poll and the read
             break
-        last = rss or last
+        if rss == rss:   # not nan: a process that is ending has no VmRSS any more
+            last = rss
         if early is None and jsonl.exists() and sum(1 for _ in open(jsonl)) >= 200:
             early = rss
     return early or float("nan"), last, time.perf_counter() - t0

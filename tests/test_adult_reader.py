@@ -120,3 +120,35 @@ def test_seven_sources_in_one_table_with_parts_that_never_share_a_patient(tmp_pa
     assert all(set(c) <= set(LABEL_NAMES.values()) for parts in counts.values() for c in parts.values())
     assert table.rows("fit", ["rsna"], [0, 1]).size == counts["rsna"]["fit"].get("normal", 0) + \
         counts["rsna"]["fit"].get("opacity", 0)
+
+
+def test_the_report_reads_each_source_and_the_held_out_ones_apart(tmp_path):
+    """pneumonia.report.adult_report on hand-made predictions: per source and part,
+    at the reader's threshold; the band chosen on validation only; held-out sources whole."""
+    import json
+    from pneumonia.report.adult_report import reader_report
+    rng = np.random.default_rng(0)
+    sources, labels, parts = [], [], []
+    for src, kinds in (("rsna", (0, 1)), ("bimcv", (1,)), ("jsrt", (0, 3)), ("tbx11k", (2,))):
+        for part in ("validation", "report"):
+            for k in kinds:
+                sources += [src] * 40
+                labels += [k] * 40
+                parts += [part] * 40
+    labels = np.asarray(labels)
+    logits = np.where(labels == 1, 2.0, -2.0) + rng.normal(0, 1.2, len(labels))
+    np.savez(tmp_path / "predictions.npz", rows=np.arange(len(labels)), sources=np.asarray(sources),
+             labels=labels, parts=np.asarray(parts), logits=logits)
+    (tmp_path / "config.json").write_text(json.dumps({"temperature": 1.0, "threshold": 0.5, "best": {},
+                                                      "held_out_sources": ["jsrt"]}))
+    out = reader_report(tmp_path, np.random.default_rng(0))
+    assert set(out["validation"]) == {"rsna", "bimcv", "tbx11k"} and set(out["held_out_whole"]) == {"jsrt"}
+    rsna = out["report"]["rsna"]
+    p = 1 / (1 + np.exp(-logits))
+    k = (np.asarray(sources) == "rsna") & (np.asarray(parts) == "report")
+    assert rsna["specificity"][0] == pytest.approx(np.mean(p[k & (labels == 0)] < 0.5))
+    assert rsna["specificity"][1] <= rsna["specificity"][0] <= rsna["specificity"][2]
+    assert out["held_out_whole"]["jsrt"]["nodules called PNEUMONIA"][3] == 80
+    assert "tuberculosis called PNEUMONIA" in out["report"]["tbx11k"]
+    assert out["band"]["low"] <= 0.5 <= out["band"]["high"]
+    assert all(r["with_band"]["right"] >= 0.9 for r in out["validation"].values() if "with_band" in r)

@@ -369,3 +369,20 @@ def test_cant_tell_reads_neutral_with_its_band_on_the_gauge(browser, app_url, wi
     page.locator("#verdict").scroll_into_view_if_needed()
     page.locator("#verdict").screenshot(path=str(ARTIFACTS / f"app_{width}_cant_tell.png"))
     page.close()
+
+
+@pytest.mark.parametrize("width, height", [(1280, 900), (390, 844)])
+def test_the_api_page_opens_from_its_address_and_shows_a_bundled_xray(browser, app_url, width, height):
+    """`/?view=api` opens the API page (Gradio drew it only from the footer link), on
+    a phone too, where the footer link now shows; its example is a bundled X-ray,
+    not Gradio's bus photo, and the label output says it is for programs."""
+    page = browser.new_page(viewport={"width": width, "height": height})
+    page.goto(app_url)
+    page.get_by_role("button", name="Analyze").first.wait_for(timeout=60_000)
+    assert page.locator("footer .show-api").is_visible()
+    page.goto(app_url + "?view=api")
+    page.get_by_text("API name").first.wait_for(timeout=30_000)
+    text = page.evaluate("document.body.innerText")
+    assert "examples/PNEUMONIA-viral_person10_virus_35.jpeg" in text and "bus.png" not in text
+    assert "label (for programs)" in text
+    page.close()

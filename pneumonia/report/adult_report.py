@@ -47,8 +47,9 @@ def table(p: np.ndarray, y: np.ndarray, s: np.ndarray, threshold: float, band: d
             if (yy == label).any():
                 hits = (pp[yy == label] >= threshold) == (label == 1)
                 row[name] = [float(hits.mean()), *interval(hits.astype(float), rng), int(len(hits))]
-        row.update(worst_source.per_source(pp, yy, np.full(len(yy), src), threshold).get(src, {}))
-        row.pop("n", None)
+        auc = worst_source.per_source(pp, yy, np.full(len(yy), src), threshold).get(src, {}).get("auc")
+        if auc is not None:
+            row["auc"] = auc
         for label, name in CALLED.items():
             if (yy == label).any():
                 hits = (pp[yy == label] >= threshold).astype(float)
