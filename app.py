@@ -392,10 +392,11 @@ def refuse_details(error: ImageError) -> dict:
 
 
 def launch(**options):
-    """Serve the page and the APIs: Gradio's, and the plain HTTP one (pneumonia.serve.http_api)."""
-    app, *_ = demo.launch(**LAUNCH, **options)
-    http_api.add_routes(app, analyze_bytes, refuse_details, max_bytes=cfg.MAX_UPLOAD_BYTES,
-                        slots=cfg.QUEUE_MAX_SIZE + cfg.CONCURRENCY)
+    """Serve the page and the APIs: Gradio's, and the plain HTTP one (pneumonia.serve.http_api),
+    whose route the server has from its first request (given to the app it builds)."""
+    extra = http_api.routes(analyze_bytes, refuse_details, max_bytes=cfg.MAX_UPLOAD_BYTES,
+                            slots=cfg.QUEUE_MAX_SIZE + cfg.CONCURRENCY)
+    app, *_ = demo.launch(**LAUNCH, app_kwargs={"routes": extra}, **options)
     return app
 
 

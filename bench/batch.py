@@ -10,7 +10,9 @@ one-at-a-time `/predict`, side by side in one run, and its memory over a long ru
    lungs, classifier, Grad-CAM, overlay, the answer files; its images/s and
    the ratio to (1) (goal >= 0.8).
 3. The app's `/predict` through `gradio_client`, one X-ray after another.
-4. `python -m pneumonia.batch` over `--long` files (copies): its resident
+4. One X-ray at a time, one client: in process (`Predictor.analyze`) against
+   `POST /v1/analyze` on the app's server, p50 (goal <= 2x).
+5. `python -m pneumonia.batch` over `--long` files (copies): its resident
    memory after the first 200 and at the end (goal: grows < 50 MB).
 """
 from __future__ import annotations
@@ -90,6 +92,33 @@ def one_at_a_time(files: list[Path]) -> float:
         proc.wait(timeout=30)
 
 
+def http_against_in_process(predictor, files: list[Path]) -> tuple[float, float]:
+    """p50 ms of one X-ray analysed in process and of one POST /v1/analyze (one client), same files."""
+    import urllib.request
+    import uuid
+    from conftest import start_app
+    inside = []
+    for f in files:
+        t0 = time.perf_counter()
+        predictor.analyze(f.read_bytes())
+        inside.append(time.perf_counter() - t0)
+    proc, url = start_app()
+    try:
+        over = []
+        for f in [files[0], *files]:
+            b = uuid.uuid4().hex
+            body = (f'--{b}\r\nContent-Disposition: form-data; name="file"; filename="{f.name}"\r\n\r\n'.encode()
+                    + f.read_bytes() + f"\r\n--{b}--\r\n".encode())
+            request = urllib.request.Request(url + "v1/analyze", body, {"Content-Type": f"multipart/form-data; boundary={b}"})
+            t0 = time.perf_counter()
+            urllib.request.urlopen(request, timeout=60).read()
+            over.append(time.perf_counter() - t0)
+        return 1000 * float(np.median(inside)), 1000 * float(np.median(over[1:]))
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
 def long_run_memory(folder: Path, out: Path, batch: int) -> tuple[float, float, float]:
     """(RSS MB after the first 200 answers, RSS MB at the end, seconds) of the CLI over `folder`."""
     proc = subprocess.Popen([sys.executable, "-m", "pneumonia.batch", str(folder), "--out", str(out), "--model",
@@ -117,6 +146,7 @@ def main() -> None:
     p.add_argument("--one-at-a-time", type=int, default=100, help="files sent to /predict")
     p.add_argument("--long", type=int, default=5000, help="files for the memory run (0: skip)")
     p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--http", type=int, default=60, help="files for POST /v1/analyze against in process")
     args = p.parse_args()
     from pneumonia.serve.loader import load
     predictor = load(str(ROOT / "model")).predictor
@@ -133,6 +163,9 @@ def main() -> None:
         print(f"| bare networks (segmenter + classifier) | {floor:.1f} | 1.00 |")
         print(f"| python -m pneumonia.batch (whole path, answer files) | {cli:.1f} | **{cli / floor:.2f}** (goal >= 0.8) |")
         print(f"| /predict one at a time (gradio_client) | {single:.1f} | {single / floor:.2f} |")
+        inside, over = http_against_in_process(predictor, files[:args.http])
+        print(f"\nOne X-ray, one client, p50: in process {inside:.0f} ms, POST /v1/analyze {over:.0f} ms: "
+              f"**{over / inside:.2f}x** (goal <= 2x)")
         if args.long:
             long_files = archive(args.data, args.long, tmp / "long")
             early, end, seconds = long_run_memory(long_files[0].parent, tmp / "long_out", args.batch_size)

@@ -70,8 +70,8 @@ def test_a_full_house_is_told_to_come_back():
         release.wait(10)
         return {"answered": True, "refusal": None}
 
-    app = FastAPI()
-    http_api.add_routes(app, slow, lambda e: {"answered": False, "refusal": {"reason": e.reason}}, 2**20, slots=2)
+    app = FastAPI(routes=http_api.routes(slow, lambda e: {"answered": False, "refusal": {"reason": e.reason}},
+                                         2**20, slots=2))
     client = TestClient(app)
     results = []
     workers = [threading.Thread(target=lambda: results.append(

@@ -16,6 +16,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.formparsers import MultiPartException
 from starlette.requests import Request
 from starlette.responses import JSONResponse
+from starlette.routing import Route
 
 from pneumonia.pixels import ImageError
 
@@ -48,8 +49,8 @@ class Slots:
             self._free += 1
 
 
-def add_routes(app, analyze: Analyze, refuse: Callable[[ImageError], dict], max_bytes: int, slots: int) -> None:
-    """Add `POST /v1/analyze` to the running app (a FastAPI app: Gradio's own)."""
+def routes(analyze: Analyze, refuse: Callable[[ImageError], dict], max_bytes: int, slots: int) -> list[Route]:
+    """`POST /v1/analyze`, for the app's server to have from its start (launch's app_kwargs)."""
     busy = Slots(slots)
 
     async def analyze_upload(request: Request) -> JSONResponse:
@@ -84,4 +85,4 @@ def add_routes(app, analyze: Analyze, refuse: Callable[[ImageError], dict], max_
             busy.give()
         return JSONResponse(details, status_of(details))
 
-    app.add_api_route(PATH, analyze_upload, methods=["POST"], include_in_schema=False)
+    return [Route(PATH, analyze_upload, methods=["POST"])]
