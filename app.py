@@ -120,7 +120,7 @@ def uploaded(files: list) -> list:
         path = Path(_path_of(f))
         name = (f.get("orig_name") if isinstance(f, dict) else None) or path.name
         try:
-            pairs = unpack_zip(path) if path.suffix.lower() == ".zip" else [(name, path)]
+            pairs = unpack_zip(path, MANY_LIMIT) if path.suffix.lower() == ".zip" else [(name, path)]
             out += [Item(n, Path(p).read_bytes) for n, p in pairs]
         except ArchiveError as e:
             out.append(Item(name, refused(e)))

@@ -165,3 +165,21 @@ def test_labels_give_a_report_on_your_data_from_the_model_cards_code(archive, tm
     bad.write_text("file,label\na.png,maybe\n")
     with pytest.raises(LabelsError, match="NORMAL/PNEUMONIA or 0/1"):
         read_labels(bad)
+
+
+def test_an_uploaded_zip_is_unpacked_within_bounds(tmp_path):
+    from pneumonia.batch.inputs import unpack_zip
+    zipped = tmp_path / "x.zip"
+    with zipfile.ZipFile(zipped, "w") as z:
+        for i, path in enumerate(XRAYS[:3]):
+            z.write(path, f"d/{i}{path.suffix}")
+        z.writestr("notes.txt", "not an X-ray")
+        z.writestr("__MACOSX/d/._0.jpeg", b"resource fork")
+    pairs = unpack_zip(zipped)
+    assert [n for n, _ in pairs] == [f"d/{i}{p.suffix}" for i, p in enumerate(XRAYS[:3])]
+    assert all(open(f, "rb").read() == p.read_bytes() for (_, f), p in zip(pairs, XRAYS[:3]))
+    with pytest.raises(ArchiveError, match="more than 2"):
+        unpack_zip(zipped, max_files=2)            # refused before anything is written
+    with pytest.raises(ArchiveError, match="not a readable zip"):
+        (tmp_path / "bad.zip").write_text("no")
+        unpack_zip(tmp_path / "bad.zip")

@@ -66,14 +66,20 @@ def items(source: str | Path) -> list[Item]:
     raise ArchiveError(f"{path} is not a folder, a .zip or a .csv of files")
 
 
-def unpack_zip(path: str | Path) -> list[tuple[str, str]]:
-    """The X-rays of an uploaded zip, unpacked beside it: (name inside the zip, file)."""
+def unpack_zip(path: str | Path, max_files: int = 500, max_bytes: int = 2**30) -> list[tuple[str, str]]:
+    """The X-rays of an uploaded zip, unpacked beside it: (name inside the zip, file). A zip
+    of more than `max_files` X-rays or `max_bytes` unpacked is refused before anything is written."""
     path = Path(path)
     folder = path.with_suffix(".unpacked")
     try:
         with zipfile.ZipFile(path) as archive:
-            names = [i.filename for i in archive.infolist() if not i.is_dir() and "__MACOSX" not in i.filename
-                     and Path(i.filename).suffix.lower() in SUFFIXES]
+            members = [i for i in archive.infolist() if not i.is_dir() and "__MACOSX" not in i.filename
+                       and Path(i.filename).suffix.lower() in SUFFIXES]
+            if len(members) > max_files or sum(i.file_size for i in members) > max_bytes:
+                raise ArchiveError(f"{path.name} holds {len(members)} X-rays, "
+                                   f"{sum(i.file_size for i in members) / 2**20:.0f} MB unpacked: more than "
+                                   f"{max_files} or {max_bytes / 2**20:.0f} MB (python -m pneumonia.batch takes any number)")
+            names = [i.filename for i in members]
             for name in names:
                 archive.extract(name, folder)   # zipfile keeps members inside `folder`, whatever their names
     except zipfile.BadZipFile as e:
