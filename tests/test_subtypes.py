@@ -67,3 +67,22 @@ def test_fitting_rule_on_features_with_known_answers():
     with pytest.raises(fit.TooFewError):
         fit._two_classes(validation=np.zeros(5))
     assert fit.report(head, xv[yv == 1], yv[yv == 1]) is None   # one class: nothing to report
+
+
+def test_the_tuberculosis_line_shows_only_where_it_holds_on_another_hospital():
+    """Fitted without each TB hospital, that hospital must keep ROC AUC >= 0.85 and
+    specificity >= 0.70 for the line to show; otherwise the reason gives the numbers."""
+    from pneumonia.serve.subtypes import describe, withheld_reason
+    good = {"fitted without A, scored on all of A": {"roc_auc": 0.91, "specificity": 0.75}}
+    assert withheld_reason(good) is None
+    bad = {**good, "fitted without B, scored on all of B": {"roc_auc": 0.68, "specificity": 0.29}}
+    reason = withheld_reason(bad)
+    assert reason.startswith("not shown") and "on B ROC AUC 0.68 and specificity 0.29" in reason and " A," not in reason
+    assert "not measurable on C" in withheld_reason({"fitted without C, scored on all of C": None})
+    assert "never measured" in withheld_reason({})
+    s = Subtypes(None, LinearHead(np.ones(2), 0.0, 1.0, 0.5), {"tuberculosis": "measured on b"},
+                 {"tuberculosis": reason})
+    out = describe(s, np.zeros((1, 2)), {"decision": "NORMAL", "looks_adult": True})["tuberculosis"]
+    assert out["probability"] is None and out["reason"] == reason
+    child = describe(s, np.zeros((1, 2)), {"decision": "NORMAL", "looks_adult": False})["tuberculosis"]
+    assert "adults" in child["reason"]

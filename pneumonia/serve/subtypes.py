@@ -34,14 +34,18 @@ def withheld_reason(cross_hospital: dict | None) -> str | None:
     """Why the tuberculosis line is not shown (None: it is), from the folder's cross-hospital numbers."""
     if not cross_hospital:
         return "not shown: it was never measured on a hospital it was not fitted on"
-    misses = [(name.split(",")[0].replace("fitted without ", ""), r["roc_auc"], r["specificity"])
-              for name, r in cross_hospital.items()
-              if r["roc_auc"] < TB_SHOWN_IF["roc_auc"] or r["specificity"] < TB_SHOWN_IF["specificity"]]
+    misses = []
+    for name, r in cross_hospital.items():
+        held = name.split(",")[0].replace("fitted without ", "")
+        auc, spec = (r or {}).get("roc_auc"), (r or {}).get("specificity")
+        if auc is None or spec is None:   # a part with one class only: nothing measured there
+            misses.append(f"fitted without {held}, not measurable on {held}")
+        elif not (auc >= TB_SHOWN_IF["roc_auc"] and spec >= TB_SHOWN_IF["specificity"]):
+            misses.append(f"fitted without {held}, on {held} ROC AUC {auc:.2f} and specificity {spec:.2f}")
     if not misses:
         return None
-    said = "; ".join(f"fitted without {h}, on {h} ROC AUC {auc:.2f} and specificity {spec:.2f}" for h, auc, spec in misses)
-    return (f"not shown: it does not hold on a hospital it was not fitted on ({said}; a line is shown only "
-            f"above ROC AUC {TB_SHOWN_IF['roc_auc']:.2f} and specificity {TB_SHOWN_IF['specificity']:.2f})")
+    return (f"not shown: it does not hold on a hospital it was not fitted on ({'; '.join(misses)}; a line is "
+            f"shown only above ROC AUC {TB_SHOWN_IF['roc_auc']:.2f} and specificity {TB_SHOWN_IF['specificity']:.2f})")
 
 
 @dataclass
