@@ -94,8 +94,7 @@ def one_at_a_time(files: list[Path]) -> float:
 
 def http_against_in_process(predictor, files: list[Path]) -> tuple[float, float]:
     """p50 ms of one X-ray analysed in process and of one POST /v1/analyze (one client), same files."""
-    import urllib.request
-    import uuid
+    import httpx
     from conftest import start_app
     inside = []
     for f in files:
@@ -105,14 +104,11 @@ def http_against_in_process(predictor, files: list[Path]) -> tuple[float, float]
     proc, url = start_app()
     try:
         over = []
-        for f in [files[0], *files]:
-            b = uuid.uuid4().hex
-            body = (f'--{b}\r\nContent-Disposition: form-data; name="file"; filename="{f.name}"\r\n\r\n'.encode()
-                    + f.read_bytes() + f"\r\n--{b}--\r\n".encode())
-            request = urllib.request.Request(url + "v1/analyze", body, {"Content-Type": f"multipart/form-data; boundary={b}"})
-            t0 = time.perf_counter()
-            urllib.request.urlopen(request, timeout=60).read()
-            over.append(time.perf_counter() - t0)
+        with httpx.Client(timeout=60) as http:
+            for f in [files[0], *files]:
+                t0 = time.perf_counter()
+                http.post(url + "v1/analyze", files={"file": (f.name, f.read_bytes())}).raise_for_status()
+                over.append(time.perf_counter() - t0)
         return 1000 * float(np.median(inside)), 1000 * float(np.median(over[1:]))
     finally:
         proc.terminate()

@@ -3,9 +3,6 @@ something; over HTTP against the real app, and the slots on a stand-in app."""
 import io
 import threading
 import time
-import urllib.error
-import urllib.request
-import uuid
 
 import numpy as np
 import pytest
@@ -16,19 +13,11 @@ from pneumonia.pixels import ImageError
 from pneumonia.serve import http_api
 
 
-def post(url: str, data: bytes | None, name: str = "xray.jpeg", field: str = "file") -> tuple[int, dict]:
-    """A multipart POST as curl -F would send it; (status, JSON)."""
-    import json
-    boundary = uuid.uuid4().hex
-    body = b"" if data is None else (f"--{boundary}\r\nContent-Disposition: form-data; name=\"{field}\"; "
-                                     f"filename=\"{name}\"\r\nContent-Type: application/octet-stream\r\n\r\n"
-                                     ).encode() + data + f"\r\n--{boundary}--\r\n".encode()
-    request = urllib.request.Request(url, body, {"Content-Type": f"multipart/form-data; boundary={boundary}"})
-    try:
-        with urllib.request.urlopen(request, timeout=60) as r:
-            return r.status, json.loads(r.read())
-    except urllib.error.HTTPError as e:
-        return e.code, json.loads(e.read())
+def post(url: str, data: bytes | None, name: str = "xray.jpeg") -> tuple[int, dict]:
+    """A multipart POST as curl -F would send it (no body at all when `data` is None); (status, JSON)."""
+    import httpx
+    r = httpx.post(url, files=None if data is None else {"file": (name, data)}, timeout=60)
+    return r.status_code, r.json()
 
 
 def test_one_request_gets_the_details_the_gradio_api_gives(app_url):
