@@ -10,8 +10,15 @@ import numpy as np
 from pneumonia import calibration
 
 POPULATION_FILE = "population.npz"
+# The adult reader (config.ADULT_RULE): its own network (pneumonia.train.reader_serving)
+# and this last layer with its can't-tell band.
+READER_FILE = "reader.npz"
 # details["answered_by"]: one scheme, a head named by who it was fitted for.
-ANSWERED_BY = {"children": "children's head", "adult": "adult head", "blend": "both heads, blended"}
+ANSWERED_BY = {"children": "children's head", "adult": "adult head", "blend": "both heads, blended",
+               "reader": "adult reader", "reader_blend": "children's model and adult reader, blended"}
+# Below this adult share a blend is the children's answer alone (it would move
+# P(PNEUMONIA) by under 0.001), so a child's answer never waits for the reader.
+MIN_SHARE = 1e-3
 
 
 @dataclass
@@ -52,6 +59,27 @@ class Population:
                 return LinearHead(f[f"{name}_w"].astype(np.float64), float(f[f"{name}_b"]),
                                   float(f[f"{name}_temperature"]), float(f[f"{name}_threshold"]))
             return cls(head("gate"), head("adult"), bool(f["blend"]) if "blend" in f else False)
+
+
+@dataclass
+class AdultReader:
+    """The adult reader's last layer on its own network's pooled features, and
+    its can't-tell band: an answer with low <= P(PNEUMONIA) < high is UNCERTAIN."""
+    head: LinearHead
+    low: float
+    high: float
+
+    def uncertain(self, p: float) -> bool:
+        return self.low <= p < self.high
+
+    def save(self, path: str | Path) -> None:
+        np.savez(path, low=self.low, high=self.high, **asdict(self.head))
+
+    @classmethod
+    def load(cls, path: str | Path) -> "AdultReader":
+        with np.load(path) as f:
+            return cls(LinearHead(f["w"].astype(np.float64), float(f["b"]), float(f["temperature"]),
+                                  float(f["threshold"])), float(f["low"]), float(f["high"]))
 
 
 def answer(pooled: np.ndarray, pediatric: LinearHead, population: Population | None

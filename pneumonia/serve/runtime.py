@@ -25,7 +25,11 @@ CLASSIFIER_IR = "classifier.xml"
 INT8_IR = "classifier.int8.xml"
 SEGMENTER_IR = "lungs.xml"
 HEAD_FILE = "head.npz"
-RUNTIME_FILES = [f for ir in (CLASSIFIER_IR, INT8_IR, SEGMENTER_IR) for f in (ir, ir[:-4] + ".bin")] + [HEAD_FILE]
+# The adult reader's network, and its int8 export (pneumonia.train.reader_serving).
+READER_IR = "reader.xml"
+READER_INT8_IR = "reader.int8.xml"
+RUNTIME_FILES = [f for ir in (CLASSIFIER_IR, INT8_IR, SEGMENTER_IR, READER_IR, READER_INT8_IR)
+                 for f in (ir, ir[:-4] + ".bin")] + [HEAD_FILE]
 # What the classifier can run at: the fp32 export at fp32 or bf16 arithmetic,
 # or the int8 export (its float layers at fp32).
 PRECISIONS = ("f32", "bf16", "int8")
@@ -39,6 +43,11 @@ def ir_files(config: dict) -> list[str]:
     files = [rt[k] for k in ("classifier", "segmenter", "head") if rt.get(k)]
     if int8_passed(config):
         files.append(rt["int8"]["classifier"])
+    reader = config.get("adult_reader")   # its own network (and int8 export) under its own "runtime"
+    if reader:
+        files += [reader["file"], reader["runtime"]["classifier"]]
+        if int8_passed(reader):
+            files.append(reader["runtime"]["int8"]["classifier"])
     return files + [f[:-4] + ".bin" for f in files if f.endswith(".xml")]
 
 

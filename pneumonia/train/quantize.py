@@ -123,26 +123,22 @@ def views_for(folder: Path, config: dict, data_dir: str | Path) -> tuple[np.ndar
     return calibration, grey_to_rgb(lsplit.images[lsplit.val_idx]), lsplit.labels[lsplit.val_idx]
 
 
-def quantize_folder(model_dir: str | Path, data_dir: str | Path) -> dict:
-    """Write the folder's int8 classifier by the rule above; returns the record."""
+def quantize_network(source: Path, out: Path, head: tuple, calibration: np.ndarray, val_x: np.ndarray,
+                     val_y: np.ndarray) -> dict:
+    """Write `out`, the int8 export of the classifier IR `source`, by the rule
+    above (None passing: nothing written); returns the record."""
     import nncf
     import openvino as ov
 
     from pneumonia.train.cli import log
-    folder = Path(model_dir)
-    config = read_config(folder)
-    rt = config["runtime"]
-    calibration, val_x, val_y = views_for(folder, config, data_dir)
-    log(f"int8: {len(calibration)} calibration views, {len(val_x)} validation views")
-    head = head_of(folder, config)
-    reference = answers(conv_block(Network(folder / rt["classifier"], "f32"), val_x), head)
-    model = core().read_model(str(folder / rt["classifier"]))
+    log(f"int8 of {source.name}: {len(calibration)} calibration views, {len(val_x)} validation views")
+    reference = answers(conv_block(Network(source, "f32"), val_x), head)
+    model = core().read_model(str(source))
     dataset = nncf.Dataset([calibration[i:i + 1] for i in range(len(calibration))])
     tried = []
     record: dict = {"rule": "first of float stages " + " / ".join("+".join(s) for s in INT8_FLOAT_STAGES)
                     + " whose export passes PRECISION_BAR on validation (against the fp32 export)",
                     "bar": PRECISION_BAR, "calibration_views": len(calibration), "passed": False}
-    out = folder / INT8_IR
     for stages in INT8_FLOAT_STAGES:
         start = time.time()
         ignored = float_layers(model, stages)
@@ -156,12 +152,22 @@ def quantize_folder(model_dir: str | Path, data_dir: str | Path) -> dict:
             f"AUC {m['auc_diff']:+.4f}, CAM {m['cam_mean']:.4f} / {m['cam_p1']:.4f}, dP99 {m['dp_p99']:.4f} "
             f"-> {'passes' if m['passes'] else 'misses'}")
         if m["passes"]:
-            record.update(passed=True, classifier=INT8_IR, float_stages=list(stages), validation=m)
+            record.update(passed=True, classifier=out.name, float_stages=list(stages), validation=m)
             break
     else:
         out.unlink(missing_ok=True)
         out.with_suffix(".bin").unlink(missing_ok=True)
     record["tried"] = tried
+    return record
+
+
+def quantize_folder(model_dir: str | Path, data_dir: str | Path) -> dict:
+    """Write the folder's int8 classifier by the rule above; returns the record."""
+    folder = Path(model_dir)
+    config = read_config(folder)
+    calibration, val_x, val_y = views_for(folder, config, data_dir)
+    record = quantize_network(folder / config["runtime"]["classifier"], folder / INT8_IR, head_of(folder, config),
+                              calibration, val_x, val_y)
     config = read_config(folder)
     config["runtime"]["int8"] = record
     (folder / CONFIG_FILE).write_text(json.dumps(config, indent=2) + "\n")
