@@ -144,6 +144,18 @@ ADULT_RULE = (
     "reader; between, hard routing at that threshold or the two probabilities mixed by P(adult), whichever has "
     "the lower log loss on validation children (clean and stressed) plus the adults' validation parts."
 )
+# The adults' tuberculosis line (pneumonia.train.tb_line), written before its run.
+TB_RULE = (
+    "Validation only. A logistic regression on the adult reader's pooled features: TB films of Shenzhen, "
+    "Montgomery and TBX11K against the normal films of NIH, RSNA, JSRT, Shenzhen and Montgomery, the parts of "
+    "ADULT_RULE (1): fit parts fit; on validation parts C by ROC AUC, the temperature by NLL, the threshold the "
+    "highest keeping sensitivity >= 0.90; report parts report, per source. Each TB hospital is then left out of "
+    "every part and the line refitted: shown only if, left out, every hospital with both classes keeps ROC AUC "
+    ">= 0.85 and specificity >= 0.70 on its own films, and TBX11K (TB only: no ROC AUC can be had there) keeps "
+    "sensitivity >= 0.70 with the other sources' report-part normals at specificity >= 0.70. Where the map "
+    "points: its peak inside a TBX11K lesion box or not, on TBX11K's report part, beside the boxes' share of the "
+    "read region."
+)
 # The validity terms that choose a model under TRAIN_RULE (6): what the model uses (the swap test).
 RELIANCE_TESTS = ("swap_lungs_auc", "swap_surroundings_auc")
 

@@ -17,7 +17,7 @@ from pneumonia.serve.hub import HubError, fetch_model
 from pneumonia.serve.lung_view import LungReader
 from pneumonia.serve.lungs import SegmenterError
 from pneumonia.serve.predictor import Forward, Predictor
-from pneumonia.serve.routing import POPULATION_FILE, LinearHead, Population
+from pneumonia.serve.routing import POPULATION_FILE, AdultReader, LinearHead, Population
 from pneumonia.serve.subtypes import SUBTYPES_FILE, Subtypes, withheld_reason
 from pneumonia.serve.runtime import PRECISIONS, ir_files
 
@@ -26,7 +26,8 @@ from pneumonia.serve.runtime import PRECISIONS, ir_files
 # in the Keras files through TensorFlow as "keras" (pneumonia.train.keras_runtime,
 # bench/keras_app.py), so this wing never imports the training one.
 Networks = Callable[[Path, dict], tuple[Forward, LinearHead, LungReader]]
-# The classifier's precision is chosen by the machine at load
+# A folder with an adult reader also gets its network as the forward pass's
+# `adult` attribute (`adult_network`). The classifier's precision is chosen by the machine at load
 # (runtime.choose); PNEUMONIA_PRECISION forces one (bench/precision.py says
 # whether each gives the same answers).
 
@@ -147,11 +148,25 @@ def openvino_networks(folder: Path, config: dict) -> tuple[Forward, LinearHead, 
                           float(config["threshold"]))
     forward = Classifier.load(folder, config, None if forced == "auto" else forced)
     reader = LungReader.exported(folder, config, "f32" if forced == "f32" else None)
-    # The first request pays no compilation: both networks run once now.
+    # The first request pays no compilation: the networks run once now.
     forward(np.zeros((1, 224, 224, 3), np.float32))
+    if config.get("adult_reader"):
+        forward.adult = adult_network(folder, config, forward.runtime["precision"])
+        forward.adult(np.zeros((1, 224, 224, 3), np.float32))
+        forward.runtime["adult_reader_precision"] = forward.adult.runtime["precision"]
     if reader.segmenter is not None:
         reader.segmenter.probability(np.zeros((1, 224, 224), np.uint8))
     return forward, head, reader
+
+
+def adult_network(folder: Path, config: dict, precision: str) -> Forward:
+    """The adult reader's exported network at the classifier's precision (int8
+    only if the reader's own int8 export passed the bar; else fp32 weights at
+    that arithmetic)."""
+    from pneumonia.serve.runtime import Classifier, Network, candidates
+    options = candidates(folder, {"runtime": config["adult_reader"]["runtime"]})
+    name = precision if precision in options else "f32"
+    return Classifier(Network(*options[name]), {"precision": name})
 
 
 RUNTIMES: dict[str, Networks] = {"openvino": openvino_networks}
@@ -180,8 +195,12 @@ def load_folder(folder: str | Path, source: str, origin: str, revision: str | No
         forward, head, reader = RUNTIMES[runtime](folder, config)
     except SegmenterError as e:
         raise ModelFolderError(str(e)) from None
+    adult_reader, reader_forward = None, getattr(forward, "adult", None)
+    if config.get("adult_reader") and population is not None and reader_forward is not None:
+        adult_reader = AdultReader.load(folder / config["adult_reader"]["file"])
+        population.blend = config["adult_reader"]["routing"]["routing"] == "blend"
     predictor = Predictor(forward, head, config, revision, guard, reader, population,
-                          population_notice(config, metrics), subtypes)
+                          population_notice(config, metrics), subtypes, adult_reader, reader_forward)
     return ServedModel(predictor, folder, source, origin, revision, metrics)
 
 

@@ -15,7 +15,7 @@ from pneumonia.serve.guard import VERDICT, OODGuard
 from pneumonia.serve.heatmap import PREDICTED, for_display, linear_cam, overlay
 from pneumonia.serve.imaging import ImageError, canonical, grey_to_rgb, load_image
 from pneumonia.serve.lung_view import LungReader, mask_to_image, outline_polygons, to_image
-from pneumonia.serve.routing import ANSWERED_BY, LinearHead, Population, answer
+from pneumonia.serve.routing import ANSWERED_BY, AdultReader, LinearHead, Population, answer, reader_share
 from pneumonia.serve.subtypes import Subtypes, describe
 
 # Heatmap targets besides the classes: a head under the answer (a Subtypes attribute) -> the class it explains.
@@ -42,7 +42,8 @@ class Predictor:
     def __init__(self, forward: Forward, head: LinearHead, config: dict, version: str = "local",
                  guard: OODGuard | None = None, reader: LungReader | None = None,
                  population: Population | None = None, notice: str | None = None,
-                 subtypes: Subtypes | None = None):
+                 subtypes: Subtypes | None = None, adult_reader: AdultReader | None = None,
+                 reader_forward: Forward | None = None):
         self.forward = forward
         self.head = head
         self.config = config
@@ -50,6 +51,10 @@ class Predictor:
         self.population = population
         self.notice = notice
         self.subtypes = subtypes
+        # The adult reader (config.ADULT_RULE): its own network, run only for
+        # the X-rays whose answer it has a share in.
+        self.adult_reader = adult_reader if population is not None and reader_forward is not None else None
+        self.reader_forward = reader_forward
         self.version = version
         self.reader = reader or LungReader(None)
         # Which precision the classifier runs at, and why (pneumonia.serve.runtime.choose).
@@ -68,7 +73,16 @@ class Predictor:
             p_adult = float(self.population.adult_probability(pooled)[0])
             adult = bool(self.population.looks_adult(p_adult))
             threshold = self.population.gate.threshold
-            if self.population.blend:
+            if self.adult_reader is not None:
+                share = float(reader_share(self.population, p_adult))
+                if 0 < share < 1:
+                    by, why = ANSWERED_BY["reader_blend"], (
+                        f"the two weighted by P(adult) = {p_adult:.1%}: {share:.1%} adult reader, "
+                        f"{1 - share:.1%} children's model")
+                else:
+                    by = ANSWERED_BY["reader" if share else "children"]
+                    why = f"P(adult) = {p_adult:.1%} is {'above' if adult else 'at or below'} {threshold:.1%}"
+            elif self.population.blend:
                 by, why = ANSWERED_BY["blend"], (f"the two heads weighted by P(adult) = {p_adult:.1%}: "
                                                  f"{p_adult:.1%} adult head, {1 - p_adult:.1%} children's head")
             else:
@@ -99,13 +113,32 @@ class Predictor:
         read = np.flatnonzero(found)
         out: list[dict | ImageError] = [NoLungsError() for _ in greys]
         if len(read):
-            activations, pooled = self.forward(grey_to_rgb(views[read]))
+            rgb = grey_to_rgb(views[read])
+            activations, pooled = self.forward(rgb)
+            adult = self._read_adults(rgb, pooled)
             for k, i in enumerate(read):
-                out[i] = self._answer(greys[i], lungs[i], boxes[i], activations[k:k + 1], pooled[k:k + 1], target)
+                out[i] = self._answer(greys[i], lungs[i], boxes[i], activations[k:k + 1], pooled[k:k + 1], target,
+                                      adult[k])
+        return out
+
+    def _read_adults(self, rgb: np.ndarray, pooled: np.ndarray) -> list[tuple | None]:
+        """The adult reader's (share, conv block, pooled) for each X-ray it has a
+        share in (accepted by the guard), None for the rest."""
+        out: list[tuple | None] = [None] * len(rgb)
+        if self.adult_reader is None:
+            return out
+        share = reader_share(self.population, self.population.adult_probability(pooled))
+        if self.guard is not None:
+            share = np.where(self.guard.accepts(self.guard.score(pooled)), share, 0.0)
+        ask = np.flatnonzero(share > 0)
+        if len(ask):
+            acts, feats = self.reader_forward(rgb[ask])
+            for j, k in enumerate(ask):
+                out[k] = (float(share[k]), acts[j:j + 1], feats[j:j + 1])
         return out
 
     def _answer(self, grey: np.ndarray, lung, box, activations: np.ndarray, pooled: np.ndarray,
-                target: int | str) -> dict:
+                target: int | str, adult: tuple | None = None) -> dict:
         """One X-ray's answer from its lungs and its classifier outputs (batch of one)."""
         h, w = grey.shape[:2]
         if lung is not None and not lung.found:  # the whole-image view reads on without lungs
@@ -123,22 +156,35 @@ class Predictor:
                     "probability_pneumonia": None, "threshold": None, "decision": None, "heatmap_class": None,
                     "lungs": lung_info, "heatmap": None, "model_version": self.version, "runtime": self.runtime,
                     "overlay": None}
-        probs, thresholds, share, weights = answer(pooled, self.head, self.population)
-        p, threshold = float(probs[0]), float(thresholds[0])
-        heads = [{"head": ANSWERED_BY["children"], "share": 1.0 - float(share[0]),
-                  "probability": float(self.head.probability(pooled)[0]), "threshold": self.head.threshold}]
-        if self.population is not None:
-            adult = self.population.adult
-            heads.append({"head": ANSWERED_BY["adult"], "share": float(share[0]),
-                          "probability": float(adult.probability(pooled)[0]), "threshold": adult.threshold})
+        if self.adult_reader is not None:
+            p, threshold, heads, cams = self._with_reader(activations, pooled, adult)
+        else:
+            probs, thresholds, share, weights = answer(pooled, self.head, self.population)
+            p, threshold = float(probs[0]), float(thresholds[0])
+            heads = [{"head": ANSWERED_BY["children"], "share": 1.0 - float(share[0]),
+                      "probability": float(self.head.probability(pooled)[0]), "threshold": self.head.threshold}]
+            if self.population is not None:
+                head = self.population.adult
+                heads.append({"head": ANSWERED_BY["adult"], "share": float(share[0]),
+                              "probability": float(head.probability(pooled)[0]), "threshold": head.threshold})
+            cams = [(1.0, activations, weights[0])]
         decided = int(p >= threshold)
+        # Can't tell: the adult reader answers (its share at least half) and P lies in its band.
+        band = None
+        if adult is not None and adult[0] >= 0.5:
+            band = {"low": self.adult_reader.low, "high": self.adult_reader.high}
+        uncertain = band is not None and self.adult_reader.uncertain(p)
         sub = getattr(self.subtypes, target, None) if target in SUBTYPE_TARGETS else None
+        on_reader = target == "tuberculosis" and getattr(self.subtypes, "tuberculosis_reads", "") == "reader"
+        if on_reader and adult is None:   # that line reads the adult reader's features, not run here
+            sub = None
         if sub is not None:   # a head under the answer: linear on the same features, so exact too
-            cam = linear_cam(activations, sub.w, np.array([True]))[0]
+            cam = linear_cam(adult[1] if on_reader else activations, sub.w, np.array([True]))[0]
             heatmap_class = SUBTYPE_TARGETS[target]
         else:                 # a class, or the decided one (also for a head this folder lacks)
             explained = target if target in (0, 1) else decided
-            cam = linear_cam(activations, weights[0], np.array([explained == 1]))[0]
+            # Each network's map of the class, weighed by its share (one network: its map).
+            cam = sum(share * linear_cam(acts, w, np.array([explained == 1]))[0] for share, acts, w in cams)
             heatmap_class = self.classes[explained]
         result = {
             "refusal": None,
@@ -147,7 +193,8 @@ class Predictor:
             "probability_pneumonia": p,
             "threshold": threshold,
             "heads": heads,
-            "decision": self.classes[decided],
+            "band": band,
+            "decision": "UNCERTAIN" if uncertain else self.classes[decided],
             "heatmap_class": heatmap_class,
             "lungs": lung_info,
             # The map's cells over the box the classifier read, for programs
@@ -157,7 +204,25 @@ class Predictor:
             "runtime": self.runtime,
             "overlay": self._overlay(grey, cam, box, seen if lung is not None else None),
         }
-        return {**result, **describe(self.subtypes, pooled, result)}
+        return {**result, **describe(self.subtypes, pooled, result, None if adult is None else adult[2])}
+
+    def _with_reader(self, activations: np.ndarray, pooled: np.ndarray, adult: tuple | None
+                     ) -> tuple[float, float, list[dict], list[tuple]]:
+        """(P(PNEUMONIA), threshold, heads, Grad-CAM parts) when the adult reader
+        may answer: the children's model and the reader mixed by the reader's share."""
+        child = self.head
+        pc = float(child.probability(pooled)[0])
+        heads = [{"head": ANSWERED_BY["children"], "share": 1.0, "probability": pc, "threshold": child.threshold}]
+        if adult is None:
+            return pc, child.threshold, heads, [(1.0, activations, child.w)]
+        share, acts, feats = adult
+        reader = self.adult_reader.head
+        pr = float(reader.probability(feats)[0])
+        heads[0]["share"] = 1.0 - share
+        heads.append({"head": ANSWERED_BY["reader"], "share": share, "probability": pr, "threshold": reader.threshold})
+        cams = [(1.0 - share, activations, child.w), (share, acts, reader.w)]
+        return ((1 - share) * pc + share * pr, (1 - share) * child.threshold + share * reader.threshold, heads,
+                [c for c in cams if c[0] > 0])
 
     def _overlay(self, grey: np.ndarray, cam: np.ndarray, box, seen: np.ndarray | None) -> np.ndarray:
         """The map over the X-ray at display size, coloured only inside `seen`

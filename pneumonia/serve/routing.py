@@ -82,6 +82,15 @@ class AdultReader:
                                   float(f["threshold"])), float(f["low"]), float(f["high"]))
 
 
+def reader_share(population: Population, p_adult: np.ndarray) -> np.ndarray:
+    """The adult reader's weight in each answer: hard routing 0 or 1 by the
+    gate's threshold; a blend P(adult), none below MIN_SHARE."""
+    p_adult = np.asarray(p_adult, np.float64)
+    if population.blend:
+        return np.where(p_adult >= MIN_SHARE, p_adult, 0.0)
+    return population.looks_adult(p_adult).astype(np.float64)
+
+
 def answer(pooled: np.ndarray, pediatric: LinearHead, population: Population | None
            ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """What the app answers for a batch of pooled features: (P(PNEUMONIA),

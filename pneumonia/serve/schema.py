@@ -52,14 +52,16 @@ DETAILS_SCHEMA = {
         "probability_pneumonia": _nullable(_NUMBER, "calibrated P(PNEUMONIA) of the head that answered"),
         "threshold": _nullable(_NUMBER, "the operating threshold of the head that answered"),
         "heads": _nullable({"type": "array", "items": {"type": "object", "properties": {
-            "head": {"type": "string", "enum": ["children's head", "adult head"]},
+            "head": {"type": "string", "enum": ["children's head", "adult head", "adult reader"]},
             "share": {**_NUMBER, "description": "its weight in the answer: 1 alone, 0 unused"},
             "probability": {**_NUMBER, "description": "its own calibrated P(PNEUMONIA)"},
             "threshold": {**_NUMBER, "description": "its own fixed threshold"}}}},
             "each head that could answer, with its share: probability_pneumonia and threshold are the "
             "share-weighted sums of theirs"),
-        "answered_by": _nullable({"type": "string", "enum": ["children's head", "adult head",
-                                                             "both heads, blended"]}, "which head answered"),
+        "answered_by": _nullable({"type": "string", "enum": ["children's head", "adult head", "both heads, blended",
+                                                             "adult reader",
+                                                             "children's model and adult reader, blended"]},
+                                 "which head answered"),
         "routing": _nullable(_STRING, "why that head answered, in words"),
         "looks_adult": _nullable(_BOOL, "adult_probability is above adult_threshold"),
         "adult_probability": _nullable(_NUMBER, "P(adult) from the population score"),
@@ -95,7 +97,10 @@ DETAILS_SCHEMA = {
             "timings": _nullable({"type": "object", "additionalProperties": {"type": "object", "properties": {
                 "alone_ms": _NUMBER, "batched_ms_per_image": _NUMBER}}},
                 "each candidate's start-up timing on this CPU (null when only one was offered)"),
-            "cpu_bf16": {**_BOOL, "description": "this CPU computes in bf16"}}},
+            "cpu_bf16": {**_BOOL, "description": "this CPU computes in bf16"},
+            "adult_reader_precision": {"type": "string", "enum": ["f32", "bf16", "int8"],
+                                       "description": "what the adult reader's network computes in (absent "
+                                                      "without a reader)"}}},
             "the classifier's precision on this server and why (null for a runtime that does not say)"),
     },
 }

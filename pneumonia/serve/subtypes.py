@@ -38,7 +38,12 @@ def withheld_reason(cross_hospital: dict | None) -> str | None:
     for name, r in cross_hospital.items():
         held = name.split(",")[0].replace("fitted without ", "")
         auc, spec = (r or {}).get("roc_auc"), (r or {}).get("specificity")
-        if auc is None or spec is None:   # a part with one class only: nothing measured there
+        sens, others = (r or {}).get("sensitivity"), (r or {}).get("other_normals_specificity")
+        if auc is None and sens is not None and others is not None:   # TB only there (config.TB_RULE)
+            if not (sens >= TB_SHOWN_IF["specificity"] and others >= TB_SHOWN_IF["specificity"]):
+                misses.append(f"fitted without {held}, TB on {held} called TB {sens:.2f}, other normals' "
+                              f"specificity {others:.2f}")
+        elif auc is None or spec is None:   # a part with one class only: nothing measured there
             misses.append(f"fitted without {held}, not measurable on {held}")
         elif not (auc >= TB_SHOWN_IF["roc_auc"] and spec >= TB_SHOWN_IF["specificity"]):
             misses.append(f"fitted without {held}, on {held} ROC AUC {auc:.2f} and specificity {spec:.2f}")
@@ -54,11 +59,14 @@ class Subtypes:
     tuberculosis: LinearHead | None  # P(tuberculosis signs | an adult's film)
     measured: dict                   # the one-line "measured on ..." caveat of each head
     withheld: dict | None = None     # head -> why it is not shown (a line that does not hold elsewhere)
+    # Which features the TB line reads: the classifier's, or the adult reader's (pneumonia.train.tb_line).
+    tuberculosis_reads: str = "classifier"
 
     def save(self, path: str | Path) -> None:
         arrays = {f"{name}_{k}": v for name in ("bacterial", "tuberculosis") if getattr(self, name) is not None
                   for k, v in asdict(getattr(self, name)).items()}
-        np.savez(path, **arrays, **{f"measured_{k}": np.array(v) for k, v in self.measured.items()})
+        np.savez(path, **arrays, **{f"measured_{k}": np.array(v) for k, v in self.measured.items()},
+                 tuberculosis_reads=np.array(self.tuberculosis_reads))
 
     @classmethod
     def load(cls, path: str | Path) -> "Subtypes":
@@ -69,7 +77,8 @@ class Subtypes:
                 return LinearHead(f[f"{name}_w"].astype(np.float64), float(f[f"{name}_b"]),
                                   float(f[f"{name}_temperature"]), float(f[f"{name}_threshold"]))
             measured = {k[len("measured_"):]: str(f[k]) for k in f.files if k.startswith("measured_")}
-            return cls(head("bacterial"), head("tuberculosis"), measured)
+            reads = str(f["tuberculosis_reads"]) if "tuberculosis_reads" in f.files else "classifier"
+            return cls(head("bacterial"), head("tuberculosis"), measured, tuberculosis_reads=reads)
 
 
 def _not_given(reason: str) -> dict:
@@ -83,9 +92,11 @@ def _given(head: LinearHead, pooled: np.ndarray, yes: str, no: str, name: str, m
             "head": name, "reason": None, "measured": measured}
 
 
-def describe(subtypes: "Subtypes | None", pooled: np.ndarray | None, answer: dict) -> dict:
+def describe(subtypes: "Subtypes | None", pooled: np.ndarray | None, answer: dict,
+             reader_pooled: np.ndarray | None = None) -> dict:
     """`pneumonia_type` and `tuberculosis` for one answer (a Predictor result):
-    a probability where the head applies, else no number and the reason."""
+    a probability where the head applies, else no number and the reason.
+    `reader_pooled`: the adult reader's features, where it read the X-ray."""
     if pooled is None or answer.get("decision") is None:
         why = "the image was refused"
         return {"pneumonia_type": _not_given(why), "tuberculosis": _not_given(why)}
@@ -106,7 +117,10 @@ def describe(subtypes: "Subtypes | None", pooled: np.ndarray | None, answer: dic
         out["tuberculosis"] = _not_given("offered for adults' X-rays only (it learnt from adults)")
     elif (subtypes.withheld or {}).get("tuberculosis"):
         out["tuberculosis"] = _not_given(subtypes.withheld["tuberculosis"])
+    elif subtypes.tuberculosis_reads == "reader" and reader_pooled is None:
+        out["tuberculosis"] = _not_given("offered where the adult reader reads the X-ray")
     else:
-        out["tuberculosis"] = _given(subtypes.tuberculosis, pooled, "signs", "no signs", "tuberculosis head",
+        tb_pooled = reader_pooled if subtypes.tuberculosis_reads == "reader" else pooled
+        out["tuberculosis"] = _given(subtypes.tuberculosis, tb_pooled, "signs", "no signs", "tuberculosis head",
                                      subtypes.measured.get("tuberculosis", ""))
     return out
