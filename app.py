@@ -186,13 +186,15 @@ ANSWER_JS = """(d) => {
   const p = 100 * d.probability_pneumonia, t = 100 * d.threshold;
   const side = p >= t ? "at or above" : "below";
   const says = `<b>P(PNEUMONIA) = ${p.toFixed(1)}%</b>`, answer = `the answer is <b>${d.decision}</b>.`;
-  const name = {"children's head": "the children's model", "adult head": "the adult head"};
+  const name = {"children's head": "the children's model", "adult head": "the adult head",
+                "adult reader": "the adult reader"};
   // Which head answered, with its own fixed threshold; two heads mixed by P(adult): both, in one sentence.
   const heads = (d.heads || []).filter(h => h.share >= 0.005);
   let why;
   if (d.decision === "UNCERTAIN") {   // can't tell: the reader's band, fixed on validation
-    why = `${says} lies between ${pc(d.band.low)} and ${pc(d.band.high)}: on validation X-rays of every ` +
-      `hospital, answers there were right less than 90% of the time, so no answer is given for this X-ray.`;
+    why = `${says} lies in the adult reader's can't-tell band, ${pc(d.band.low)} to ${pc(d.band.high)}: the ` +
+      `band is fixed on validation X-rays so that the answers given outside it are right at least 90% of the ` +
+      `time at every hospital, and inside it none is given.`;
   } else if (heads.length === 2) {
     const [c, a] = heads;
     why = `This X-ray looks ${pc(a.share, 0)} adult, so ${name[c.head]} (P ${pc(c.probability)}, ` +
@@ -201,7 +203,8 @@ ANSWER_JS = """(d) => {
       `threshold of ${t.toFixed(1)}%, so ${answer}`;
   } else {
     const who = name[heads.length ? heads[0].head : d.answered_by] || "the model";
-    why = `${says}, ${side} ${t.toFixed(1)}%, the fixed threshold of ${who}: ${answer}`;
+    const outside = d.band ? ` (outside its can't-tell band, ${pc(d.band.low)} to ${pc(d.band.high)})` : "";
+    why = `${says}, ${side} ${t.toFixed(1)}%, the fixed threshold of ${who}${outside}: ${answer}`;
   }
   // The threshold's label sits on a row of its own, moved in by its own position so it never leaves the bar.
   const headline = d.decision === "UNCERTAIN" ? "Can't tell" : d.decision;

@@ -107,6 +107,29 @@ def test_a_second_run_resumes_and_a_cut_line_is_dropped(archive, tmp_path):
     assert len(rows) == len(XRAYS) + 1 and len({r["file"] for r in rows}) == len(rows)
 
 
+def test_on_ray_two_local_workers_write_the_same_files(archive, tmp_path):
+    """--ray in local mode: Ray Data maps the batches over two workers, each
+    holding the model; the files equal one machine's, a second run resumes."""
+    alone, on_ray = tmp_path / "alone", tmp_path / "ray"
+    assert cli(str(archive), "--out", str(alone)).returncode == 0
+    part = archive / "first.csv"
+    part.write_text("file\n" + "".join(f"{it.name}\n" for it in items(archive)[:2]))
+    proc = cli(str(part), "--out", str(on_ray), "--ray", "--workers", "2", "--batch-size", "2")
+    part.unlink()
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    proc = cli(str(archive), "--out", str(on_ray), "--ray", "--workers", "2", "--batch-size", "2")
+    assert proc.returncode == 0 and "2 answered before" in proc.stderr, proc.stderr[-3000:]
+    a, b = read_csv(alone / "answers.csv"), read_csv(on_ray / "answers.csv")
+    assert [r["file"] for r in b] == [r["file"] for r in a]
+    for x, y in zip(a, b):   # batches are cut elsewhere: the same answers, floats to rounding
+        assert {k: x[k] for k in ("answered", "decision", "reason", "answered_by")} == \
+            {k: y[k] for k in ("answered", "decision", "reason", "answered_by")}, x["file"]
+        if x["probability_pneumonia"]:
+            assert float(x["probability_pneumonia"]) == pytest.approx(float(y["probability_pneumonia"]), abs=1e-3)
+    bad = next(r for r in read_csv(on_ray / "answers.csv") if r["file"] == "children/scan.png")
+    assert bad["reason"] == "not_an_image"
+
+
 def test_ctrl_c_leaves_whole_files_and_the_next_run_finishes(tmp_path):
     many = tmp_path / "many"
     many.mkdir()

@@ -11,7 +11,9 @@ it); --overlays also writes each Grad-CAM overlay to DIR/overlays/. A second
 run over the same DIR answers only what the first did not; Ctrl-C stops after
 the file being written, leaving both files whole. The model is the app's: the
 Hub's published one, or the committed `model/` when the Hub can't be reached
-(--model names another folder or repo).
+(--model names another folder or repo). --ray [ADDRESS] maps the batches over
+a Ray cluster's workers instead (ADDRESS, or "local" for this machine's CPUs;
+`pip install -r requirements-ray.txt`), writing the same files.
 """
 from __future__ import annotations
 
@@ -37,6 +39,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--labels", metavar="CSV", help="your labels (file, label, any group columns): also write "
                    "DIR/report.html and report.json, how the model does on your data (needs requirements-train)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--ray", nargs="?", const="local", metavar="ADDRESS",
+                   help="score on a Ray cluster (its address, e.g. ray://head:10001; alone: Ray on this machine)")
+    p.add_argument("--workers", type=int, default=None,
+                   help="with --ray: how many workers hold the model (default: one per CPU of the cluster)")
     args = p.parse_args(argv)
     try:
         todo_all = items(args.source)
@@ -52,9 +58,16 @@ def main(argv: list[str] | None = None) -> int:
           f"model: {model.origin}, classifier at {(model.predictor.runtime or {}).get('precision', '?')}",
           file=sys.stderr)
     t0 = time.perf_counter()
+    overlays = Path(args.out) / "overlays" if args.overlays else None
     try:
-        counts = score(todo, model.predictor, answers, args.batch_size,
-                       Path(args.out) / "overlays" if args.overlays else None, len(todo_all), not args.quiet)
+        if args.ray:
+            from pneumonia.batch.on_ray import score_on_ray
+            # This machine's workers load the folder the driver loaded; a cluster's, what --model names.
+            where = args.model or (model.folder.resolve().as_posix() if args.ray == "local" else None)
+            counts = score_on_ray(todo, where, answers, args.ray, args.workers,
+                                  args.batch_size, overlays, len(todo_all), not args.quiet)
+        else:
+            counts = score(todo, model.predictor, answers, args.batch_size, overlays, len(todo_all), not args.quiet)
     finally:
         answers.close()
     seconds = time.perf_counter() - t0

@@ -20,6 +20,7 @@ class ArchiveError(ValueError):
 class Item:
     name: str                        # as written in the answers: relative to the folder, the zip, or as the CSV gives it
     read: Callable[[], bytes]
+    path: Path | None = None         # the file on disk (None: a zip's member), for workers that read it themselves
 
 
 def _file(path: Path) -> Callable[[], bytes]:
@@ -28,7 +29,7 @@ def _file(path: Path) -> Callable[[], bytes]:
 
 def from_folder(root: Path) -> Iterator[Item]:
     for path in sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in SUFFIXES):
-        yield Item(path.relative_to(root).as_posix(), _file(path))
+        yield Item(path.relative_to(root).as_posix(), _file(path), path)
 
 
 def from_zip(path: Path) -> Iterator[Item]:
@@ -46,7 +47,7 @@ def from_csv(path: Path) -> Iterator[Item]:
         rows = [r["file"] for r in reader if r["file"]]
     for name in rows:   # relative names are read next to the CSV
         full = Path(name) if Path(name).is_absolute() else path.parent / name
-        yield Item(name, _file(full))
+        yield Item(name, _file(full), full)
 
 
 def items(source: str | Path) -> list[Item]:
