@@ -130,8 +130,9 @@ def uploaded(files: list) -> list:
     return out
 
 
-def analyze_many(files: list, progress=gr.Progress()):
-    """The second tab: a table of answers and answers.csv."""
+def analyze_many(files: list, labels: str | None = None, progress=gr.Progress()):
+    """The second tab: a table of answers and answers.csv; with a labels file,
+    the report on them (its HTML and files)."""
     from pneumonia.batch.answers import Answers
     answered = answer_items(uploaded(files), predictor, progress=progress)
     folder = OVERLAYS.parent / "many" / uuid.uuid4().hex
@@ -142,7 +143,15 @@ def analyze_many(files: list, progress=gr.Progress()):
     def cell(v):
         return "" if v is None else f"{v:.3f}" if isinstance(v, float) else str(v)
     table = [[cell(r[c]) for c in MANY_COLUMNS] for r in (row_of({"file": name, **d}) for name, d in answered)]
-    return table, str(answers.csv)
+    report, files = "", [str(answers.csv)]
+    if labels:
+        from pneumonia.batch.labelled import labelled_report
+        try:
+            report, more = labelled_report(folder, _path_of(labels))
+        except ValueError as e:   # the labels file's columns or values
+            raise gr.Error(f"The labels file: {e}") from None
+        files += more
+    return table, files, gr.update(value=report, visible=bool(report))
 
 
 def predict_batch(files: list[gr.FileData]) -> list[dict]:
@@ -333,14 +342,20 @@ with gr.Blocks(title="Pneumonia X-ray classifier with Grad-CAM", analytics_enabl
             gr.Markdown(
                 f"Drop up to {MANY_LIMIT} X-rays, or a zip of them: each is answered as on the first tab, and "
                 "the table and `answers.csv` give every answer, or why a file was refused. The same from the "
-                "command line, for any number: `python -m pneumonia.batch FOLDER --out DIR`.")
+                "command line, for any number: `python -m pneumonia.batch FOLDER --out DIR`. Add a labels file "
+                "(a CSV with `file` and `label`, NORMAL/PNEUMONIA or 0/1; any other column is a group, such as a "
+                "site) and you also get a report on how the model does on your data.")
             many_files = gr.File(label="X-rays or a .zip", file_count="multiple", type="filepath",
                                  file_types=[".jpg", ".jpeg", ".png", ".tif", ".tiff", ".webp", ".bmp", ".dcm",
                                              ".zip"], elem_id="many-files")
+            many_labels = gr.File(label="Your labels (optional): a .csv with file and label", type="filepath",
+                                  file_types=[".csv"], elem_id="many-labels")
             many_button = gr.Button("Analyze all", variant="primary", elem_id="many-button")
             many_table = gr.Dataframe(headers=list(MANY_COLUMNS), interactive=False, wrap=True,
                                       elem_id="many-table")
-            many_csv = gr.File(label="answers.csv", interactive=False, elem_id="many-csv")
+            many_csv = gr.File(label="answers.csv (and the report's files)", file_count="multiple",
+                               interactive=False, elem_id="many-csv")
+            many_report = gr.HTML(visible=False, elem_id="many-report")
     with gr.Accordion("About the model", open=False):
         gr.Markdown(model.panel_markdown())
     image.example_payload = lambda: handle_file(API_EXAMPLE)   # the API page's example, on this instance
@@ -362,8 +377,8 @@ with gr.Blocks(title="Pneumonia X-ray classifier with Grad-CAM", analytics_enabl
     for upload in (image.upload, dicom.upload):
         upload(lambda: gr.Gallery(selected_index=None), outputs=examples, queue=False, api_visibility="private")
     demo.load(None, js=OPEN_API_JS)
-    many_button.click(analyze_many, inputs=many_files, outputs=[many_table, many_csv], api_visibility="private",
-                      concurrency_id="model")
+    many_button.click(analyze_many, inputs=[many_files, many_labels], outputs=[many_table, many_csv, many_report],
+                      api_visibility="private", concurrency_id="model")
     gr.api(predict_batch, api_name="predict_batch", concurrency_id="model")
     details.change(None, inputs=details, outputs=verdict, js=ANSWER_JS, queue=False,
                    api_visibility="private")

@@ -347,6 +347,32 @@ def test_many_xrays_tab_answers_each_file_and_offers_the_csv(browser, app_url, t
     page.close()
 
 
+def test_many_xrays_with_your_labels_shows_the_report_on_them(browser, app_url, tmp_path):
+    """A labels file beside the X-rays: the report on them appears on the page
+    (its table and figures), and its files come with answers.csv."""
+    names = ["NORMAL_IM-0001-0001.jpeg", "NORMAL_IM-0003-0001.jpeg", "PNEUMONIA-bacterial_person100_bacteria_475.jpeg",
+             "PNEUMONIA-viral_person10_virus_35.jpeg"]
+    labels = tmp_path / "labels.csv"
+    labels.write_text("file,label,site\n" + "".join(f"{n},{n.split('_')[0].split('-')[0]},{i % 2}\n"
+                                                     for i, n in enumerate(names)))
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    page.goto(app_url)
+    page.get_by_role("tab", name="Many X-rays").click()
+    page.locator("#many-files input[type=file]").set_input_files([str(ROOT / "examples" / n) for n in names])
+    page.locator("#many-labels input[type=file]").set_input_files(str(labels))
+    page.wait_for_timeout(1000)
+    page.get_by_role("button", name="Analyze all").click()
+    report = page.locator("#many-report")
+    report.get_by_text("How the model does on your data").wait_for(timeout=90_000)
+    text = report.inner_text()
+    assert "site = 0" in text and "site = 1" in text and "ROC AUC" in text, text
+    assert report.locator("img").count() == 4 and report.locator("img").first.evaluate("i => i.naturalWidth") > 100
+    files = page.locator("#many-csv").inner_text().replace("\n", "")   # Gradio breaks a name before its suffix
+    assert "answers.csv" in files and "report.html" in files and "report.json" in files
+    page.screenshot(path=str(ARTIFACTS / "app_many_report.png"), full_page=True)
+    page.close()
+
+
 @pytest.mark.parametrize("width", [1280, 390])
 def test_cant_tell_reads_neutral_with_its_band_on_the_gauge(browser, app_url, width):
     """An answer in the reader's can't-tell band: "Can't tell" in neutral grey (not

@@ -56,7 +56,8 @@ def write(folder: str | Path, rep: dict) -> Path:
         _band_figure(c, "pr", "recall (sensitivity)", "precision", f"PR AUC {m['pr_auc']:.3f}", folder / FILES["pr"])
         figures.confusion_matrix(m, folder / FILES["confusion"], "Your data")
         figures.reliability(m, folder / FILES["reliability"], "your data")
-        images = "".join(f'<img src="{f}" alt="{k}" width="420">' for k, f in FILES.items())
+        images = ('<div style="display:flex;flex-wrap:wrap;gap:8px">'
+                  + "".join(f'<img src="{f}" alt="{k}" width="420">' for k, f in FILES.items()) + "</div>")
     head = ("<tr><th>which</th><th>X-rays</th><th>refused</th><th>can't tell</th><th>accuracy [95% CI]</th>"
             "<th>sensitivity</th><th>specificity</th><th>ROC AUC</th><th>ECE</th></tr>")
     rows = _row("all", rep["all"]) + "".join(_row(name, s) for name, s in rep["groups"].items())
