@@ -7,9 +7,11 @@ from pathlib import Path
 
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
-from pneumonia.config import CARD_FILE, DATASET_CITATION, DATASET_PAPER, DISCLAIMER, RULE_REVISION
+from pneumonia.config import CARD_FILE, DATASET_CITATION, DATASET_PAPER, DISCLAIMER
+from pneumonia.rules import RULE_REVISION
 from pneumonia.report import sections
 from pneumonia.report.figures import FIGURES
+from pneumonia.report.reader_card import reader_lines
 from pneumonia.report.subtype_lines import subtype_lines
 
 DATASET_ID = "paultimothymooney/chest-xray-pneumonia"
@@ -103,7 +105,9 @@ def render(config: dict, metrics: dict, ood_report: dict | None = None,
         "Education and research on medical image classification, calibration and "
         "explanation methods. **Not a medical device**: not for diagnosis, screening, "
         "triage or any clinical decision. Trained on children from one hospital; X-rays that look like an "
-        "adult's are answered by a last layer retrained with adults, measured per hospital (below).",
+        "adult's are answered " + ("by a second network trained on adults of seven sources, which says \"can't "
+        "tell\" where it cannot, measured source by source (below)." if config.get("adult_reader") else
+        "by a last layer retrained with adults, measured per hospital (below)."),
         "",
         "## Input and output",
         "",
@@ -173,6 +177,7 @@ def render(config: dict, metrics: dict, ood_report: dict | None = None,
         *sections.lungs_lines(config, lungs_report),
         *sections.validity_lines(metrics),
         *sections.population_lines(config, metrics),
+        *reader_lines(config, metrics),
         *sections.ood_lines(config, ood_report),
         "## Training data and attribution",
         "",

@@ -27,7 +27,8 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from pneumonia.config import LUNG_DILATION, LUNG_MARGIN, SCREEN_RULE, SELECTION_RULE
+from pneumonia.config import LUNG_DILATION, LUNG_MARGIN
+from pneumonia.rules import SCREEN_RULE, SELECTION_RULE
 from pneumonia.report import validity
 from pneumonia.serve.lung_view import LungReader
 from pneumonia.train import cli, data

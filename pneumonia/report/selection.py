@@ -19,7 +19,8 @@ import json
 from pathlib import Path
 import sys
 
-from pneumonia.config import CONFIG_FILE, METRICS_FILE, SCREEN_RULE, TRAIN_RULE
+from pneumonia.config import CONFIG_FILE, METRICS_FILE
+from pneumonia.rules import SCREEN_RULE, TRAIN_RULE
 from pneumonia.report import card, validity
 from pneumonia.train import cli
 from pneumonia.train.model import ModelFolderError

@@ -31,19 +31,34 @@ def subtype_lines(config: dict) -> list[str]:
     tb = sub.get("tuberculosis") or {}
     if tb.get("report"):
         r = tb["report"]
-        lines += [f"- **Tuberculosis signs** (adults; Shenzhen and Montgomery, TB against normal, fit part "
-                  f"{tb['fit']}, validation part {tb['validation']}; C {tb['C']}, threshold P(TB) >= "
-                  f"{tb['threshold']:.3f}, the highest keeping validation sensitivity >= 0.90). Report part, "
-                  f"{r['n']} adults ({r['positives']} TB): ROC AUC {_ci(r, 'roc_auc')}, sensitivity "
-                  f"{_ci(r, 'sensitivity')}, specificity {_ci(r, 'specificity')}."]
-        for h, hr in tb.get("per_hospital", {}).items():
-            if hr:
+        where = ("the adult reader's features; TB of Shenzhen, Montgomery and TBX11K against normals of five "
+                 "sources" if tb.get("features") else "Shenzhen and Montgomery, TB against normal")
+        lines += [f"- **Tuberculosis signs** (adults; {where}, fit parts {tb['fit']}, validation parts "
+                  f"{tb['validation']}; C {tb['C']}, threshold P(TB) >= {tb['threshold']:.3f}, the highest keeping "
+                  f"validation sensitivity >= 0.90). Report parts of Shenzhen and Montgomery, {r['n']} adults "
+                  f"({r['positives']} TB): ROC AUC {_ci(r, 'roc_auc')}, sensitivity {_ci(r, 'sensitivity')}, "
+                  f"specificity {_ci(r, 'specificity')}."]
+        for h, hr in (tb.get("per_hospital") or tb.get("per_source") or {}).items():
+            if hr and hr.get("roc_auc") is not None:
                 lines.append(f"  - {h} report part ({hr['n']}, {hr['positives']} TB): ROC AUC {hr['roc_auc']:.3f}, "
                              f"sensitivity {hr['sensitivity']:.3f}, specificity {hr['specificity']:.3f}.")
+            elif hr:
+                said = (f"TB called TB {hr['sensitivity']:.3f}" if "sensitivity" in hr
+                        else f"normals called normal {hr['specificity']:.3f}")
+                lines.append(f"  - {h} report part ({hr['n']}, one class): {said}.")
         for name, cr in tb.get("cross_hospital", {}).items():
-            if cr:
+            if cr and cr.get("roc_auc") is not None:
                 lines.append(f"  - Across hospitals, {name} ({cr['n']}): ROC AUC {_ci(cr, 'roc_auc')}, "
                              f"sensitivity {cr['sensitivity']:.3f}, specificity {cr['specificity']:.3f}.")
+            elif cr:
+                lines.append(f"  - Across hospitals, {name} ({cr['n']}, TB only): TB called TB "
+                             f"{cr['sensitivity']:.3f}; the other sources' normals called normal "
+                             f"{cr['other_normals_specificity']:.3f}.")
+        point = tb.get("pointing_tbx11k")
+        if point and point.get("n"):
+            lines.append(f"  - Where its map points, TBX11K report part ({point['n']} films with lesion boxes): the "
+                         f"peak inside a box {point['peak_in_box']:.0%} of the time; the boxes cover "
+                         f"{point['chance']:.0%} of the region read (a random point's chance).")
     else:
         lines.append(f"- Tuberculosis signs: {tb.get('skipped', 'not fitted')}.")
     lines += ["- COVID-19 is not offered: no public set reachable here has COVID-19 and non-COVID X-rays from the "

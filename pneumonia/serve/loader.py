@@ -16,6 +16,7 @@ from pneumonia.serve.guard import OOD_FILE, OODGuard
 from pneumonia.serve.hub import HubError, fetch_model
 from pneumonia.serve.lung_view import LungReader
 from pneumonia.serve.lungs import SegmenterError
+from pneumonia.serve.notices import population_notice
 from pneumonia.serve.predictor import Forward, Predictor
 from pneumonia.serve.routing import POPULATION_FILE, AdultReader, LinearHead, Population
 from pneumonia.serve.subtypes import SUBTYPES_FILE, Subtypes, withheld_reason
@@ -95,36 +96,6 @@ class ServedModel:
                   "ChestX-ray14 adults (NIH Clinical Center; Wang et al., CVPR 2017); the sample images are from "
                   "their test split and report part."]
         return "\n".join(lines)
-
-
-def population_notice(config: dict, metrics: dict | None) -> str | None:
-    """What the app says above an answer for an X-ray that looks like an
-    adult's: what was measured, where, and nothing more (short: it sits above
-    the answer)."""
-    population = config.get("population")
-    if not population:
-        return None
-    fit = population["adults"].get("fit", {}).get("adult_head_adults")
-    others = population["adults"].get("others")
-    text = ("The model was trained on children aged 1-5 at one hospital; this answer comes from a last layer "
-            "retrained with " + (f"{fit} adult X-rays of three hospitals" if fit and others
-                                 else "adult X-rays from one US hospital (NIH)"))
-    a = (metrics or {}).get("adult_transfer", {})
-    served = a.get("served")
-    if served:
-        lo, hi = served["ci95_at_threshold"]["roc_auc"]
-        text += f". Held out: NIH ROC AUC {served['roc_auc']:.2f} ({lo:.2f}-{hi:.2f}, noisy labels)"
-    rows = [(name.split()[0], a.get("hospitals", {}).get(name, {})) for name in ("Shenzhen adults", "Montgomery adults")]
-    rows = [(h, r) for h, r in rows if "specificity" in r]
-    if rows:
-        text += "; normal adults called NORMAL: " + ", ".join(f"{h} {r['specificity']:.0%}" for h, r in rows)
-        tb = [f"{r['tb_answered_pneumonia']:.0%}" for _, r in rows if "tb_answered_pneumonia" in r]
-        if tb:
-            text += f"; TB called PNEUMONIA {' / '.join(tb)}"
-    text += (". Adult pneumonia came from NIH only: the answer may partly follow the hospital. " if others
-             else ". On adults from other hospitals it has not been measured. ")
-    good = served is not None and served["roc_auc"] >= 0.8
-    return text + ("Treat it as a rough guess, not a reading." if good else "Treat it as little better than a guess.")
 
 
 def local_revision(config_commit: str | None) -> str:

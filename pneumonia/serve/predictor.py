@@ -51,7 +51,7 @@ class Predictor:
         self.population = population
         self.notice = notice
         self.subtypes = subtypes
-        # The adult reader (config.ADULT_RULE): its own network, run only for
+        # The adult reader (rules.ADULT_RULE): its own network, run only for
         # the X-rays whose answer it has a share in.
         self.adult_reader = adult_reader if population is not None and reader_forward is not None else None
         self.reader_forward = reader_forward

@@ -10,7 +10,7 @@ import numpy as np
 from pneumonia import calibration
 
 POPULATION_FILE = "population.npz"
-# The adult reader (config.ADULT_RULE): its own network (pneumonia.train.reader_serving)
+# The adult reader (rules.ADULT_RULE): its own network (pneumonia.train.reader_serving)
 # and this last layer with its can't-tell band.
 READER_FILE = "reader.npz"
 # details["answered_by"]: one scheme, a head named by who it was fitted for.

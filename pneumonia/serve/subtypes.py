@@ -39,7 +39,7 @@ def withheld_reason(cross_hospital: dict | None) -> str | None:
         held = name.split(",")[0].replace("fitted without ", "")
         auc, spec = (r or {}).get("roc_auc"), (r or {}).get("specificity")
         sens, others = (r or {}).get("sensitivity"), (r or {}).get("other_normals_specificity")
-        if auc is None and sens is not None and others is not None:   # TB only there (config.TB_RULE)
+        if auc is None and sens is not None and others is not None:   # TB only there (rules.TB_RULE)
             if not (sens >= TB_SHOWN_IF["specificity"] and others >= TB_SHOWN_IF["specificity"]):
                 misses.append(f"fitted without {held}, TB on {held} called TB {sens:.2f}, other normals' "
                               f"specificity {others:.2f}")

@@ -1,5 +1,5 @@
 """Training the adult reader on cached activations: sources balanced in every
-batch, each epoch judged by its worst validation source (config.ADULT_RULE).
+batch, each epoch judged by its worst validation source (rules.ADULT_RULE).
 
 Like `pneumonia.train.phases`, the frozen stages ran once per view; here the
 batches are drawn per source (each source the same share of every batch,

@@ -1,5 +1,5 @@
 """Train the adult reader: a ResNet50 from ImageNet, fine-tuned on seven adult
-sources, chosen by its worst validation source (config.ADULT_RULE).
+sources, chosen by its worst validation source (rules.ADULT_RULE).
 
     python -m pneumonia.train.adult_reader --adults adult_cxr --hospitals lung_masks --more adult_more \\
         --segmenter model/lungs.keras --weights resnet50_notop.h5 --out runs/adult33 --hold-out bimcv,jsrt
@@ -26,7 +26,8 @@ import numpy as np
 import tensorflow as tf
 
 from pneumonia import calibration
-from pneumonia.config import ADULT_RULE, CONFIG_FILE, HISTORY_FILE, LUNG_DILATION, MODEL_FILE
+from pneumonia.config import CONFIG_FILE, HISTORY_FILE, LUNG_DILATION, MODEL_FILE
+from pneumonia.rules import ADULT_RULE
 from pneumonia.serve.lung_view import LungReader
 from pneumonia.train import adult_fit, augment, site_augment, worst_source
 from pneumonia.train import model as models

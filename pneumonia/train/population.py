@@ -17,7 +17,7 @@ features the classifier's last layer reads: no extra network pass.
    Montgomery (their TB X-rays are neither class), chosen, calibrated and
    thresholded on the adults' validation parts. The convolutions are shared.
 Routing is hard (one head answers) or a soft blend of the two heads by
-P(adult), whichever config.TRAIN_RULE picks on validation.
+P(adult), whichever rules.TRAIN_RULE picks on validation.
 
     python -m pneumonia.train.population --model model --data chest_xray --adults adult_cxr --hospitals lung_masks
 """

@@ -1,4 +1,4 @@
-"""Everything the app needs to serve the adult reader, from its run folder (config.ADULT_RULE 5-6).
+"""Everything the app needs to serve the adult reader, from its run folder (rules.ADULT_RULE 5-6).
 
     python -m pneumonia.train.reader_serving --run runs/adult33/reader --model model --data chest_xray \\
         --adults adult_cxr --hospitals lung_masks --more adult_more --out runs/reader_serving.npz
@@ -29,7 +29,8 @@ import sys
 import numpy as np
 
 from pneumonia import calibration
-from pneumonia.config import ADULT_RULE, CONFIG_FILE, LAST_CONV_LAYER, MODEL_FILE, STRESS_COPIES
+from pneumonia.config import CONFIG_FILE, LAST_CONV_LAYER, MODEL_FILE, STRESS_COPIES
+from pneumonia.rules import ADULT_RULE
 from pneumonia.folder import read_config
 from pneumonia.serve.imaging import grey_to_rgb
 from pneumonia.serve.lung_view import LungReader

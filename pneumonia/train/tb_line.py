@@ -1,5 +1,5 @@
 """The adults' tuberculosis line, refitted on the adult reader's features, and
-whether it holds on a hospital it never saw (config.TB_RULE).
+whether it holds on a hospital it never saw (rules.TB_RULE).
 
     python -m pneumonia.train.tb_line --model model --adults adult_cxr --hospitals lung_masks --more adult_more
 
@@ -30,7 +30,8 @@ import sys
 import numpy as np
 
 from pneumonia.calibration import threshold_for_sensitivity
-from pneumonia.config import CONFIG_FILE, TB_RULE
+from pneumonia.config import CONFIG_FILE
+from pneumonia.rules import TB_RULE
 from pneumonia.folder import read_config
 from pneumonia.serve.heatmap import linear_cam
 from pneumonia.serve.imaging import grey_to_rgb

@@ -1,4 +1,4 @@
-"""The band of P(PNEUMONIA) where the adult reader says "can't tell" (config.ADULT_RULE step 5).
+"""The band of P(PNEUMONIA) where the adult reader says "can't tell" (rules.ADULT_RULE step 5).
 
 A film whose probability lies in [low, high) (the threshold inside it) gets
 no NORMAL or PNEUMONIA. The band is chosen on validation films: among bands

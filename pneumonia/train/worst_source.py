@@ -1,4 +1,4 @@
-"""A reader judged by its worst source, not its average (config.ADULT_RULE).
+"""A reader judged by its worst source, not its average (rules.ADULT_RULE).
 
 Each source of validation films gives the numbers it can show: specificity
 where it has normal films, sensitivity where it has opacity films, ROC AUC
