@@ -110,7 +110,12 @@ ADULT_RULE = (
     "answering >= 50% of every source. (6) Who reads an X-ray: a child (P(adult) at or below the gate's "
     "threshold, which keeps 99.8% of validation children) the children's model alone, an adult the adult "
     "reader; between, hard routing at that threshold or the two probabilities mixed by P(adult), whichever has "
-    "the lower log loss on validation children (clean and stressed) plus the adults' validation parts."
+    "the lower log loss on validation children (clean and stressed) plus the adults' validation parts. (7) Added "
+    "before its run, when the served gate was seen to call a third of RSNA's and BIMCV's validation adults "
+    "children and the guard to refuse 9% of RSNA's: the guard and the gate are refitted by "
+    "pneumonia.train.population's rule on the exported fp32 networks' features, with the fit parts of all seven "
+    "adult sources and a 10%-black-bordered and a WebP-re-saved copy of one in eight fit films (children and "
+    "adults); then (6) is chosen again with the new gate."
 )
 # The adults' tuberculosis line (pneumonia.train.tb_line), written before its run.
 TB_RULE = (

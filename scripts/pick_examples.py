@@ -54,6 +54,8 @@ def caption(truth_text: str, truth: str, answer: dict | None) -> str:
     if truth == "TB":   # neither class: what counts is the tuberculosis line
         tb = (answer.get("tuberculosis") or {}).get("decision")
         return truth_text if tb in (None, "signs") else f"{truth_text}; the model sees no signs"
+    if answer["decision"] == "UNCERTAIN":
+        return f"{truth_text}; the model can't tell"
     if answer["decision"] != truth:
         return f"{truth_text}; the model says {answer['decision']}"
     kind = (answer.get("pneumonia_type") or {}).get("decision")   # for a child's pneumonia: which kind

@@ -218,20 +218,33 @@ def test_json_carries_the_lungs_box_and_area(client, tmp_path):
 ADULT = "ADULT-NIH-no-finding_nih_00001305_001.png"
 
 
-def test_adult_xray_is_recognised_and_answered_by_the_adult_head_with_a_notice(client):
+def test_adult_xray_is_recognised_and_read_by_the_adult_reader_with_a_notice(client):
     _, _, child = client.predict(handle_file(str(EXAMPLES / "NORMAL_IM-0001-0001.jpeg")),
                                  api_name="/predict")
     assert child["is_chest_xray"] is True and child["looks_adult"] is False
-    assert child["population_notice"] is None and child["answered_by"] in ("children's head", "both heads, blended")
+    assert child["population_notice"] is None and child["answered_by"] == "children's head"
     assert child["adult_probability"] <= child["adult_threshold"] and "P(adult)" in child["routing"]
+    assert [h["head"] for h in child["heads"]] == ["children's head"] and child["band"] is None
     _, overlay_path, adult = client.predict(handle_file(str(EXAMPLES / ADULT)), api_name="/predict")
     assert adult["is_chest_xray"] is True and adult["ood_score"] <= adult["ood_threshold"]
     assert adult["looks_adult"] is True and adult["adult_probability"] > adult["adult_threshold"]
-    assert adult["answered_by"] in ("adult head", "both heads, blended") and adult["decision"] in ("NORMAL", "PNEUMONIA")
+    assert adult["answered_by"] in ("adult reader", "children's model and adult reader, blended")
+    assert adult["decision"] == "NORMAL"   # a healthy adult (NIH "no finding"), far below the reader's band
+    reader = next(h for h in adult["heads"] if h["head"] == "adult reader")
+    assert reader["share"] > 0.5 and adult["band"]["low"] < adult["band"]["high"]
+    assert adult["probability_pneumonia"] < adult["band"]["low"]
     notice = adult["population_notice"]
-    assert "retrained with" in notice and "NIH ROC AUC 0." in notice
-    assert "Shenzhen" in notice and "Montgomery" in notice and "TB called PNEUMONIA" in notice
+    assert "second network" in notice and "can't tell" in notice and "found" in notice, notice
     assert Image.open(overlay_path).size == Image.open(EXAMPLES / ADULT).size
+
+
+def test_the_adult_reader_says_it_cannot_tell_inside_its_band(client):
+    """UNCERTAIN: the label headed the same, the probability, threshold and band all given."""
+    label, overlay_path, d = client.predict(handle_file(str(EXAMPLES / "ADULT-NIH-pneumonia_nih_00000591_004.png")),
+                                            api_name="/predict")
+    assert d["answered"] is True and d["decision"] == "UNCERTAIN" and label["label"] == "UNCERTAIN"
+    assert d["band"]["low"] <= d["probability_pneumonia"] < d["band"]["high"]
+    assert d["heatmap_class"] in ("NORMAL", "PNEUMONIA") and overlay_path is not None
 
 
 @pytest.mark.parametrize("size, reason, message", [
