@@ -16,13 +16,14 @@ from huggingface_hub.utils._http import default_client_factory
 
 from pneumonia.config import CARD_FILE, CONFIG_FILE, HUB_CONNECT_TIMEOUT, HUB_READ_TIMEOUT, METRICS_FILE
 from pneumonia.serve.guard import OOD_FILE
-from pneumonia.serve.routing import POPULATION_FILE
+from pneumonia.serve.routing import POPULATION_FILE, READER_FILE
 from pneumonia.serve.runtime import RUNTIME_FILES
 from pneumonia.serve.subtypes import SUBTYPES_FILE
 
 # What the app downloads: the exported networks and what it shows about them
 # (the Keras files stay in the repo for training and evaluation, not for serving).
-SERVED_PATTERNS = [*RUNTIME_FILES, CONFIG_FILE, METRICS_FILE, CARD_FILE, OOD_FILE, POPULATION_FILE, SUBTYPES_FILE]
+SERVED_PATTERNS = [*RUNTIME_FILES, CONFIG_FILE, METRICS_FILE, CARD_FILE, OOD_FILE, POPULATION_FILE, SUBTYPES_FILE,
+                   READER_FILE]
 
 
 class HubError(RuntimeError):
