@@ -186,8 +186,11 @@ def render(config: dict, metrics: dict, ood_report: dict | None = None,
         "",
         "## Limitations",
         "",
-        "- One pediatric hospital (plus Shenzhen's children for the age score), adults from three (NIH; "
-        "Shenzhen and Montgomery normals only): validity elsewhere (other scanners, other sites) is unknown.",
+        ("- One pediatric hospital (plus Shenzhen's children for the age score); adults from seven sources, "
+         "several of one class only: validity elsewhere (other scanners, other sites) is measured only as far "
+         "as two sources held out of a second reader go." if config.get("adult_reader") else
+         "- One pediatric hospital (plus Shenzhen's children for the age score), adults from three (NIH; "
+         "Shenzhen and Montgomery normals only): validity elsewhere (other scanners, other sites) is unknown."),
         "- Labels come from the dataset's graders; bacterial and viral pneumonia are merged.",
         "- Images were downscaled to 224x224 with the aspect ratio lost.",
         f"- The temperature is fitted on the validation split; on the test split the probabilities are "

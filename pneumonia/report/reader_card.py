@@ -61,4 +61,8 @@ def reader_lines(config: dict, metrics: dict) -> list[str]:
                   f"apart, cross-validated accuracy; chance {probe['chance']:.2f}): ImageNet start "
                   f"{probe['imagenet']:.3f}, the children's network {probe['children_served']:.3f}, the adult "
                   f"reader {probe['adult_reader']:.3f}.", ""]
+    sources = cfg.get("sources") or {}
+    if sources:
+        lines += ["Sources: " + "; ".join(f"{k} ({v})" for k, v in sources.items()) + ". Attribution and terms: "
+                  "docs/licences.md in the code repository.", ""]
     return lines + [f"Rule: {cfg['rule']}", ""]
