@@ -44,6 +44,19 @@ class ServedModel:
     revision: str
     metrics: dict | None
 
+    def _adults(self) -> str:
+        """The operating point for adults, in the threshold's sentence."""
+        cfg, reader = self.predictor.config, self.predictor.adult_reader
+        if reader is None:
+            return (f"; for X-rays that look like an adult's, the adult head's "
+                    f"{cfg['population']['adult_head']['threshold']:.3f}.")
+        rt = self.predictor.runtime or {}
+        return (f"; X-rays that look like an adult's are read by the adult reader, a second network "
+                f"({rt.get('adult_reader_precision', 'f32')} here; its int8 export "
+                f"{'passed' if cfg['adult_reader']['runtime']['int8'].get('passed') else 'missed'} the bar), "
+                f"threshold {reader.head.threshold:.3f}, \"can't tell\" for P in [{reader.low:.3f}, "
+                f"{reader.high:.3f}); routing: {cfg['adult_reader']['routing']['routing']} by P(adult).")
+
     def panel_markdown(self) -> str:
         cfg = self.predictor.config
         lines = [
@@ -51,8 +64,7 @@ class ServedModel:
             f"**Revision**: `{self.revision}`  ",
             f"**Operating threshold**: P(PNEUMONIA) >= {cfg['threshold']:.3f} "
             f"({cfg.get('threshold_rule', '')}); temperature {cfg['temperature']:.3f}"
-            + (f"; for X-rays that look like an adult's, the adult head's "
-               f"{cfg['population']['adult_head']['threshold']:.3f}." if cfg.get("population") else "."),
+            + (self._adults() if cfg.get("population") else "."),
         ]
         rt = self.predictor.runtime
         if rt:
