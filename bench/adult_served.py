@@ -9,7 +9,9 @@ Per source: recognised (not refused as "not a chest X-ray"), answered (not
 refused, not "can't tell"), and among the answered, normals called NORMAL and
 opacity called PNEUMONIA; ROC AUC with a 95% interval where a source has both
 classes; what TB and nodule films are called. `--record FOLDER` writes the
-table to FOLDER/metrics.json under `adult_reader.served`.
+table to FOLDER/metrics.json under `adult_reader.served`; with `--run`
+(the adult_reader run folder) also its report's held-out sources, Keras
+report-part numbers and source probe (`pneumonia.report.adult_report`).
 """
 from __future__ import annotations
 
@@ -78,6 +80,7 @@ def main() -> int:
         p.add_argument(flag, required=True)
     p.add_argument("--model", default=str(ROOT / "model"))
     p.add_argument("--record", help="model folder whose metrics.json gets the table")
+    p.add_argument("--run", help="the adult_reader run folder (its adult_report.json joins the record)")
     args = p.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -100,6 +103,10 @@ def main() -> int:
         m = Path(args.record) / "metrics.json"
         metrics = json.loads(m.read_text())
         metrics.setdefault("adult_reader", {})["served"] = result
+        if args.run:
+            rep = json.loads((Path(args.run) / "adult_report.json").read_text())
+            metrics["adult_reader"].update(held_out=rep["held_out"]["held_out_whole"],
+                                           keras_report=rep["reader"]["report"], source_probe=rep["source_probe"])
         m.write_text(json.dumps(metrics, indent=2) + "\n")
     return 0
 

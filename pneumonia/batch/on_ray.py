@@ -11,11 +11,10 @@ import json
 from pathlib import Path
 
 import numpy as np
-from tqdm import tqdm
 
 from pneumonia.batch.answers import Answers
 from pneumonia.batch.inputs import Item
-from pneumonia.batch.scoring import Stop, answer_chunk, overlay_name
+from pneumonia.batch.scoring import answer_chunk, write_answers
 from pneumonia.serve.heatmap import encode_jpeg
 
 
@@ -60,26 +59,12 @@ def score_on_ray(todo: list[Item], model: str | None, answers: Answers, address:
     # A file on disk is read by the worker; a zip's member travels as bytes.
     rows = [{"file": it.name, "path": str(it.path) if it.path else "", "bytes": b"" if it.path else it.read()}
             for it in todo]
-    counts = {"answered": 0, "refused": 0, "stopped": False}
     if not rows:
-        return counts
+        return {"answered": 0, "refused": 0, "stopped": False}
     ds = ray.data.from_items(rows).map_batches(
         Scorer, fn_constructor_kwargs={"model": model, "overlays": overlays is not None}, batch_size=batch_size,
         concurrency=workers, num_cpus=1, batch_format="numpy")
-    total = total or len(todo)
-    bar = tqdm(total=total, initial=total - len(todo), unit="X-ray", disable=not progress, dynamic_ncols=True)
-    with Stop() as stop:
-        for row in ds.iter_rows():
-            answer = json.loads(row["details"])
-            if overlays is not None and row["overlay"]:
-                overlays.mkdir(parents=True, exist_ok=True)
-                (overlays / overlay_name(row["file"])).write_bytes(row["overlay"])
-            answers.add(row["file"], answer)
-            counts["answered" if answer["answered"] else "refused"] += 1
-            bar.update(1)
-            if stop.asked:
-                counts["stopped"] = True
-                break
-    bar.close()
+    results = ((row["file"], json.loads(row["details"]), row["overlay"] or None) for row in ds.iter_rows())
+    counts = write_answers(results, answers, overlays, total or len(todo), len(todo), progress)
     ray.shutdown()
     return counts

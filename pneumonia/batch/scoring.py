@@ -4,6 +4,7 @@ machine chose), each answer written as it comes, a bad file a row with its
 reason, never a stop."""
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 import re
 import signal
@@ -80,24 +81,34 @@ def answer_items(todo: list[Item], predictor: Predictor, batch_size: int = 16,
     return out
 
 
-def score(todo: list[Item], predictor: Predictor, answers: Answers, batch_size: int = 16,
-          overlays: Path | None = None, total: int | None = None, progress: bool = True) -> dict:
-    """Answer every item of `todo` into `answers`; returns counts {"answered", "refused", "stopped"}."""
+def write_answers(results: Iterable[tuple[str, dict, bytes | None]], answers: Answers, overlays: Path | None,
+                  total: int, todo: int, progress: bool = True) -> dict:
+    """Write each (name, details, overlay JPEG or None) as it comes, with a
+    progress bar; Ctrl-C stops after the one being written. Returns counts
+    {"answered", "refused", "stopped"}."""
     counts = {"answered": 0, "refused": 0, "stopped": False}
-    total = total or len(todo)
-    bar = tqdm(total=total, initial=total - len(todo), unit="X-ray", disable=not progress, dynamic_ncols=True)
+    bar = tqdm(total=total, initial=total - todo, unit="X-ray", disable=not progress, dynamic_ncols=True)
     with Stop() as stop:
-        for start in range(0, len(todo), batch_size):
-            chunk = todo[start:start + batch_size]
-            for item, (answer, overlay) in zip(chunk, answer_chunk(chunk, predictor)):
-                if overlays is not None and overlay is not None:
-                    overlays.mkdir(parents=True, exist_ok=True)
-                    (overlays / overlay_name(item.name)).write_bytes(encode_jpeg(overlay))
-                answers.add(item.name, answer)
-                counts["answered" if answer["answered"] else "refused"] += 1
-                bar.update(1)
+        for name, answer, jpeg in results:
+            if overlays is not None and jpeg:
+                overlays.mkdir(parents=True, exist_ok=True)
+                (overlays / overlay_name(name)).write_bytes(jpeg)
+            answers.add(name, answer)
+            counts["answered" if answer["answered"] else "refused"] += 1
+            bar.update(1)
             if stop.asked:
                 counts["stopped"] = True
                 break
     bar.close()
     return counts
+
+
+def score(todo: list[Item], predictor: Predictor, answers: Answers, batch_size: int = 16,
+          overlays: Path | None = None, total: int | None = None, progress: bool = True) -> dict:
+    """Answer every item of `todo` into `answers`; returns counts {"answered", "refused", "stopped"}."""
+    def results():
+        for start in range(0, len(todo), batch_size):
+            chunk = todo[start:start + batch_size]
+            for item, (answer, overlay) in zip(chunk, answer_chunk(chunk, predictor)):
+                yield item.name, answer, encode_jpeg(overlay) if overlays is not None and overlay is not None else None
+    return write_answers(results(), answers, overlays, total or len(todo), len(todo), progress)

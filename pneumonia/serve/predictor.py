@@ -129,7 +129,7 @@ class Predictor:
             return out
         share = reader_share(self.population, self.population.adult_probability(pooled))
         if self.guard is not None:
-            share = np.where(self.guard.accepts(self.guard.score(pooled)), share, 0.0)
+            share = np.where(self.guard.score(pooled) <= self.guard.threshold, share, 0.0)
         ask = np.flatnonzero(share > 0)
         if len(ask):
             acts, feats = self.reader_forward(rgb[ask])
