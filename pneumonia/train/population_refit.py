@@ -55,9 +55,10 @@ def gather(folder: Path, args) -> dict:
     lungs = LungReader.exported(folder, config, "f32")
     child, reader = Network(folder / config["runtime"]["classifier"], "f32"), Network(folder / READER_IR, "f32")
 
-    def feats(canons: np.ndarray, net: Network = child) -> np.ndarray:
+    def feats(canons: np.ndarray, labels: np.ndarray | None = None):
+        """Pooled features of the films whose lungs are found (and their labels, if given)."""
         views, _, _, found = lungs.read(canons)
-        return pooled(net, views[found])
+        return pooled(child, views[found]) if labels is None else (pooled(child, views[found]), labels[found])
 
     split, _, canons = data.lung_split(lungs, data.load_train_split(
         args.data, config["data"].get("limit_per_class"), seed, tr["val_fraction"]))
@@ -85,7 +86,7 @@ def gather(folder: Path, args) -> dict:
          "a_val": a_child[val].astype(np.float32)}
     two = np.isin(a_labels[val], (0, 1))
     fit2 = fit[np.isin(films.labels[fit], (0, 1))]
-    g["h_fit"], g["hy_fit"] = feats(films.canons[fit2]), films.labels[fit2]   # the old adult head's refit, unused
+    g["h_fit"], g["hy_fit"] = feats(films.canons[fit2], films.labels[fit2])   # the old adult head's refit, unused
     g["h_val"], g["hy_val"] = g["a_val"][two], a_labels[val][two]
     g["r_val"], g["r_stressed"] = pooled(reader, split.images[split.val_idx]), pooled(reader, stressed_views)
     g["ra_val"] = a_reader[val][two].astype(np.float32)   # aligned with h_val
