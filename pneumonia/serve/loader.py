@@ -143,11 +143,14 @@ def openvino_networks(folder: Path, config: dict) -> tuple[Forward, LinearHead, 
 
 
 def adult_network(folder: Path, config: dict, precision: str) -> Forward:
-    """The adult reader's exported network at the classifier's precision (int8
-    only if the reader's own int8 export passed the bar; else fp32 weights at
-    that arithmetic)."""
+    """The adult reader's exported network at the classifier's precision where
+    the reader itself passed the bar at it (int8: its own export; bf16: a check
+    on a bf16 machine recorded under adult_reader.runtime.bf16), else fp32."""
     from pneumonia.serve.runtime import Classifier, Network, candidates
-    options = candidates(folder, {"runtime": config["adult_reader"]["runtime"]})
+    rt = config["adult_reader"]["runtime"]
+    options = candidates(folder, {"runtime": rt})
+    if not (rt.get("bf16") or {}).get("passed"):
+        options.pop("bf16", None)
     name = precision if precision in options else "f32"
     return Classifier(Network(*options[name]), {"precision": name})
 
