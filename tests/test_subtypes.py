@@ -77,8 +77,14 @@ def test_the_tuberculosis_line_shows_only_where_it_holds_on_another_hospital():
     assert withheld_reason(good) is None
     bad = {**good, "fitted without B, scored on all of B": {"roc_auc": 0.68, "specificity": 0.29}}
     reason = withheld_reason(bad)
-    assert reason.startswith("not shown") and "on B ROC AUC 0.68 and specificity 0.29" in reason and " A," not in reason
+    assert reason.startswith("not shown") and "on B ROC AUC 0.680 and specificity 0.290" in reason and " A," not in reason
     assert "not measurable on C" in withheld_reason({"fitted without C, scored on all of C": None})
+    # a TB-only hospital (TBX11K) left out is judged by TB called TB and the other sources' normals (rules.TB_RULE)
+    tb_only = {"fitted without T, scored on all of T": {"roc_auc": None, "sensitivity": 0.80,
+                                                         "other_normals_specificity": 0.96}}
+    assert withheld_reason({**good, **tb_only}) is None
+    tb_only["fitted without T, scored on all of T"]["sensitivity"] = 0.60
+    assert "TB on T called TB 0.600" in withheld_reason(tb_only)
     assert "never measured" in withheld_reason({})
     s = Subtypes(None, LinearHead(np.ones(2), 0.0, 1.0, 0.5), {"tuberculosis": "measured on b"},
                  {"tuberculosis": reason})
@@ -86,3 +92,9 @@ def test_the_tuberculosis_line_shows_only_where_it_holds_on_another_hospital():
     assert out["probability"] is None and out["reason"] == reason
     child = describe(s, np.zeros((1, 2)), {"decision": "NORMAL", "looks_adult": False})["tuberculosis"]
     assert "adults" in child["reason"]
+    # a line fitted on the adult reader's features reads those, and nothing where the reader did not run
+    s.withheld, s.tuberculosis_reads = {}, "reader"
+    adult = {"decision": "NORMAL", "looks_adult": True}
+    assert describe(s, np.zeros((1, 2)), adult)["tuberculosis"]["reason"].startswith("offered where the adult reader")
+    given = describe(s, np.zeros((1, 2)), adult, np.full((1, 2), 3.0))["tuberculosis"]
+    assert given["decision"] == "signs" and given["probability"] > 0.99

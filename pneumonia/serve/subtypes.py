@@ -41,12 +41,12 @@ def withheld_reason(cross_hospital: dict | None) -> str | None:
         sens, others = (r or {}).get("sensitivity"), (r or {}).get("other_normals_specificity")
         if auc is None and sens is not None and others is not None:   # TB only there (rules.TB_RULE)
             if not (sens >= TB_SHOWN_IF["specificity"] and others >= TB_SHOWN_IF["specificity"]):
-                misses.append(f"fitted without {held}, TB on {held} called TB {sens:.2f}, other normals' "
-                              f"specificity {others:.2f}")
+                misses.append(f"fitted without {held}, TB on {held} called TB {sens:.3f}, other normals' "
+                              f"specificity {others:.3f}")
         elif auc is None or spec is None:   # a part with one class only: nothing measured there
             misses.append(f"fitted without {held}, not measurable on {held}")
         elif not (auc >= TB_SHOWN_IF["roc_auc"] and spec >= TB_SHOWN_IF["specificity"]):
-            misses.append(f"fitted without {held}, on {held} ROC AUC {auc:.2f} and specificity {spec:.2f}")
+            misses.append(f"fitted without {held}, on {held} ROC AUC {auc:.3f} and specificity {spec:.3f}")
     if not misses:
         return None
     return (f"not shown: it does not hold on a hospital it was not fitted on ({'; '.join(misses)}; a line is "
