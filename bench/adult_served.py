@@ -6,7 +6,7 @@ the app's own Predictor), source by source. Report only: nothing is chosen here.
         --out runs/adult_served [--model model] [--record model]
 
 Per source: recognised (not refused as "not a chest X-ray"), answered (not
-refused, not "can't tell"), and among the answered, normals called NORMAL and
+refused, not "can't tell"; of the normal and opacity films where a source has them), and among the answered, normals called NORMAL and
 opacity called PNEUMONIA; ROC AUC with a 95% interval where a source has both
 classes; what TB and nodule films are called. `--record FOLDER` writes the
 table to FOLDER/metrics.json under `adult_reader.served`; with `--run`
@@ -31,12 +31,16 @@ sys.path.insert(0, str(ROOT))
 from pneumonia.metrics import bootstrap_ci  # noqa: E402
 from pneumonia.train.adult_sources import LABEL_NAMES, NORMAL, OPACITY, load_films  # noqa: E402
 
-FOLDERS = {"adult_cxr": "adults", "lung_masks": "hospitals"}   # a film's first path part -> its --flag
+# A film's first path part -> where its file lies: (the --flag, the subfolder)
+FOLDERS = {"adult_cxr": ("adults", ""), "lung_masks": ("hospitals", "images")}
 
 
 def film_path(name: str, args) -> Path:
     top, rest = name.split("/", 1)
-    return Path(getattr(args, FOLDERS[top])) / rest if top in FOLDERS else Path(args.more) / top / rest
+    if top in FOLDERS:
+        flag, sub = FOLDERS[top]
+        return Path(getattr(args, flag)) / sub / rest
+    return Path(args.more) / top / rest
 
 
 def cpu_name() -> str:
@@ -55,7 +59,10 @@ def table(answers: dict[str, dict], films: list[tuple[str, str, int]]) -> dict:
         r["recognised"] = 1 - sum(x == "not_chest_xray" for x in refused) / len(rows)
         r["refused"] = {k: refused.count(k) for k in sorted(set(refused))}
         said = [(a["decision"], y) for a, y in rows if a["answered"] == "True"]
-        r["answered"] = sum(d != "UNCERTAIN" for d, _ in said) / len(rows)
+        # answered (neither refused nor "can't tell"): among the normal and opacity films, where there are any
+        two = [y for _, y in rows if y in (NORMAL, OPACITY)]
+        r["answered"] = (sum(d != "UNCERTAIN" for d, y in said if y in (NORMAL, OPACITY) or not two)
+                         / (len(two) or len(rows)))
         for y, name, right in ((NORMAL, "normals_called_normal", "NORMAL"), (OPACITY, "opacity_called_pneumonia",
                                                                                 "PNEUMONIA")):
             given = [d for d, yy in said if yy == y and d != "UNCERTAIN"]

@@ -117,6 +117,9 @@ def main(argv: list[str] | None = None) -> int:
                 "adults' validation parts": {"child": g["h_val"], "reader": g["ra_val"], "y": g["hy_val"]}}
     chosen = routing(sets, Population.load(folder / POPULATION_FILE), child, AdultReader.load(folder / READER_FILE))
     config["adult_reader"]["routing"] = chosen
+    config["ood"]["fitted_on"] = config["ood"]["fitted_on"].replace(
+        "(NIH, Shenzhen, Montgomery fit parts)", "(the fit parts of NIH, RSNA, BIMCV, JSRT, TBX11K, Shenzhen and "
+        f"Montgomery, with bordered and WebP copies of one in {COPY_EVERY}: rules.ADULT_RULE 7)")
     config["population"]["adults"]["others"] = ("the fit parts of all seven adult sources (NIH, RSNA, BIMCV, JSRT, "
                                                 "TBX11K, Shenzhen, Montgomery), with bordered and WebP copies of "
                                                 f"one in {COPY_EVERY} fit films (rules.ADULT_RULE 7)")
