@@ -82,8 +82,10 @@ def summarise(answers: list[dict | None], labels: np.ndarray) -> dict:
     said = np.asarray([a["decision"] == "PNEUMONIA" for a in got])
     thresholds = np.asarray([a["threshold"] for a in got])   # of the head that answered each
     assert (said == (p >= thresholds)).all(), "a decision off its threshold"
-    adult = np.asarray([a.get("answered_by") == "adult head" or
-                        (a.get("answered_by") == "both heads, blended" and a.get("adult_probability", 0) > 0.5)
+    # answered mostly by an adult model: the adult head or reader alone, or more than half of a blend
+    adult = np.asarray([a.get("answered_by") in ("adult head", "adult reader") or
+                        (a.get("answered_by") in ("both heads, blended", "children's model and adult reader, blended")
+                         and a.get("adult_probability", 0) > 0.5)
                         for a in got])
     return {"n": int(ok.sum()), "refused": int((~ok).sum()),
             "accuracy": float(np.mean(said == (y == 1))), "sensitivity": float(np.mean(said[y == 1])),
