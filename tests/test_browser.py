@@ -373,6 +373,21 @@ def test_many_xrays_with_your_labels_shows_the_report_on_them(browser, app_url, 
     page.close()
 
 
+def test_the_adult_example_the_reader_cannot_tell_reads_cant_tell(browser, app_url):
+    """The bundled NIH pneumonia, through the real app: the reader's probability
+    lies in its band, so the page says "Can't tell", with the band on the gauge."""
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    page.goto(app_url)
+    page.locator("#examples img").first.wait_for(timeout=60_000)
+    alts = [page.locator("#examples img").nth(i).get_attribute("alt") for i in range(N_EXAMPLES)]
+    page.locator("#examples img").nth(alts.index("Adult, pneumonia; the model can't tell")).click()
+    page.locator("#verdict .UNCERTAIN").wait_for(timeout=30_000)
+    text = verdict_text(page)
+    assert text.startswith("Can't tell") and "can't-tell band" in text and page.locator("#verdict .band").count() == 1
+    page.locator("#verdict").screenshot(path=str(ARTIFACTS / "app_adult_cant_tell.png"))
+    page.close()
+
+
 @pytest.mark.parametrize("width", [1280, 390])
 def test_cant_tell_reads_neutral_with_its_band_on_the_gauge(browser, app_url, width):
     """An answer in the reader's can't-tell band: "Can't tell" in neutral grey (not
