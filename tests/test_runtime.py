@@ -262,8 +262,13 @@ def test_the_keras_reference_runtime_plugs_in_from_the_training_wing(untrained_m
     from pneumonia.serve import loader
     from pneumonia.train import keras_runtime
     from pneumonia.train.export import export_folder
+    import json
     for name in ("config.json", "metrics.json", "lungs.keras", "ood.npz", "population.npz", "subtypes.npz"):
         shutil.copy(MODEL_DIR / name, tmp_path / name)
+    # the children's classifier is what the two runtimes compare: the folder without the adult reader
+    config = json.loads((tmp_path / "config.json").read_text())
+    config.pop("adult_reader")
+    (tmp_path / "config.json").write_text(json.dumps(config))
     untrained_model.save(tmp_path / "model.keras")
     export_folder(tmp_path, fp16_weights=False)
     with pytest.raises(ValueError, match="keras_runtime.register"):

@@ -1,6 +1,8 @@
 """The model card's section on adults: the adult reader, source by source (rules.ADULT_RULE)."""
 from __future__ import annotations
 
+from pneumonia.rules import ADULT_RULE
+
 
 def _pct(v) -> str:
     return "-" if v is None else f"{v:.0%}"
@@ -65,4 +67,5 @@ def reader_lines(config: dict, metrics: dict) -> list[str]:
     if sources:
         lines += ["Sources: " + "; ".join(f"{k} ({v})" for k, v in sources.items()) + ". Attribution and terms: "
                   "docs/licences.md in the code repository.", ""]
-    return lines + [f"Rule: {cfg['rule']}", ""]
+    return lines + [f"Rule (as written before each run it judged; (7) added before the guard's and gate's refit): "
+                    f"{ADULT_RULE}", ""]

@@ -17,6 +17,14 @@ def population_lines(config: dict, metrics: dict) -> list[str]:
     if not pop or not a or not p:
         return []
     head = pop["adult_head"]
+    if config.get("adult_reader"):   # the adult head is not served: the reader answers adults (reader_card)
+        return ["## Who the answers are valid for", "",
+                f"The model was trained on {pop['trained_on']}. Every X-ray also gets a score, {pop['score']}; above "
+                f"{pop['threshold']:.3f} ({pop['threshold_rule']}) the app says the X-ray looks like an adult's, "
+                f"above the answer, and the adult reader's share in the answer is P(adult) "
+                f"({pop.get('routing', 'hard')}). Adults it was fitted with: {pop['adults'].get('others')}. "
+                f"Validation adults past the threshold: {pop['validation_adults_routed']:.1%}; validation children: "
+                f"{pop['validation_children_routed']:.1%}.", ""]
     lines = [
         "## Who the answers are valid for",
         "",

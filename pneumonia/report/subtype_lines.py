@@ -54,6 +54,9 @@ def subtype_lines(config: dict) -> list[str]:
                 lines.append(f"  - Across hospitals, {name} ({cr['n']}, TB only): TB called TB "
                              f"{cr['sensitivity']:.3f}; the other sources' normals called normal "
                              f"{cr['other_normals_specificity']:.3f}.")
+        from pneumonia.serve.subtypes import withheld_reason
+        why = withheld_reason(tb.get("cross_hospital"))
+        lines.append(f"  - On the page: {'shown' if why is None else why}.")
         point = tb.get("pointing_tbx11k")
         if point and point.get("n"):
             lines.append(f"  - Where its map points, TBX11K report part ({point['n']} films with lesion boxes): the "
