@@ -8,7 +8,7 @@ def reader_notice(metrics: dict | None) -> str:
     (`bench/adult_served.py --record`) and its held-out sources."""
     r = (metrics or {}).get("adult_reader", {})
     text = ("This X-ray looks like an adult's, so a second network reads it: a ResNet50 trained on adult X-rays "
-            "of seven public collections (USA, Spain, Japan, China, India)")
+            "of seven public collections (USA, Spain, Japan, China)")
     served = r.get("served", {}).get("sources", {})
     normal = [v["normals_called_normal"] for v in served.values() if "normals_called_normal" in v]
     opacity = [v["opacity_called_pneumonia"] for v in served.values() if "opacity_called_pneumonia" in v]
