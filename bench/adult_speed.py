@@ -28,7 +28,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT / "bench"))
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
-from apps import rss_mb  # noqa: E402
+from apps import first_answer, rss_mb  # noqa: E402
 
 CHILDREN = sorted((ROOT / "examples").glob("*.jpeg"))
 ADULTS = sorted((ROOT / "examples").glob("ADULT*.png")) + sorted((ROOT / "tests" / "data" / "adults").glob("*.png"))
@@ -62,7 +62,7 @@ def in_process(folders: list[str], runs: int) -> dict:
 
 def app(folder: str) -> dict:
     from conftest import free_port
-    from gradio_client import Client, handle_file
+    from gradio_client import handle_file
     port = free_port()
     env = {**os.environ, "GRADIO_SERVER_NAME": "127.0.0.1", "GRADIO_SERVER_PORT": str(port),
            "PNEUMONIA_MODEL": folder, "HF_HUB_OFFLINE": "1"}
@@ -70,15 +70,7 @@ def app(folder: str) -> dict:
     proc = subprocess.Popen([sys.executable, "app.py"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
     try:
-        while True:
-            try:
-                client = Client(f"http://127.0.0.1:{port}/", verbose=False, ssl_verify=False)
-                client.predict(handle_file(str(ADULTS[0])), api_name="/predict")
-                break
-            except Exception:
-                if proc.poll() is not None or time.perf_counter() - t0 > 180:
-                    raise RuntimeError("app did not start")
-                time.sleep(0.2)
+        client = first_answer(proc, f"http://127.0.0.1:{port}/", ADULTS[0], t0, ssl_verify=False)
         ready = time.perf_counter() - t0
         for path in CHILDREN + ADULTS:
             client.predict(handle_file(str(path)), api_name="/predict")

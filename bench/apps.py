@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import tempfile
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -68,3 +69,20 @@ def app_dir(app: str, keep: list) -> tuple[Path, str, dict]:
 def cleanup(keep: list) -> None:
     for tmp in keep:
         subprocess.run(["git", "worktree", "remove", "--force", tmp], cwd=ROOT, check=False)
+
+
+def first_answer(proc: subprocess.Popen, url: str, image: Path, t0: float, ssl_verify: bool = True,
+                 timeout: float = 180):
+    """A gradio_client Client once the app at `url` has answered `image` (started at
+    perf_counter `t0`); raises if the process dies or `timeout` passes first."""
+    from gradio_client import Client, handle_file
+    while True:
+        try:
+            client = Client(url, verbose=False, ssl_verify=ssl_verify)
+            client.predict(handle_file(str(image)), api_name="/predict")
+            return client
+        except Exception:
+            if proc.poll() is not None or time.perf_counter() - t0 > timeout:
+                raise RuntimeError("app did not start")
+            time.sleep(0.2)
+

@@ -36,7 +36,7 @@ os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
 
 sys.path.insert(0, str(ROOT / "bench"))
-from apps import app_dir, cleanup, rss_mb  # noqa: E402
+from apps import app_dir, cleanup, first_answer, rss_mb  # noqa: E402
 
 
 def pct(xs: list[float]) -> tuple[float, float]:
@@ -171,15 +171,7 @@ def end_to_end(model_dir: str, images: list[Path], runs: int, app: str, keep: li
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}/"
     try:
-        while True:
-            try:
-                client = Client(url, verbose=False)
-                client.predict(handle_file(str(images[0])), api_name="/predict")
-                break
-            except Exception:
-                if proc.poll() is not None or time.perf_counter() - t0 > 180:
-                    raise RuntimeError("app did not start")
-                time.sleep(0.2)
+        client = first_answer(proc, url, images[0], t0)
         cold = time.perf_counter() - t0
         # gradio_client builds a TLS context (loading the CA bundle, ~20 ms) for
         # each of its 4 HTTP requests, even for http:// URLs; ssl_verify=False
