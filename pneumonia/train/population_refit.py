@@ -82,11 +82,11 @@ def gather(folder: Path, args) -> dict:
          "y_kids": split.labels[split.val_idx], "y_fit": split.labels[split.train_idx],
          "o_fit": np.concatenate([feats(hosp.canons[other["fit"]]), copies(k_copy)]),
          "o_val": feats(hosp.canons[other["validation"]]),
-         "a_fit": np.concatenate([feats(films.canons[fit]), copies(a_copy)]),
          "a_val": a_child[val].astype(np.float32)}
+    fit_x, fit_y = feats(films.canons[fit], films.labels[fit])   # one pass: the guard's, and the head's two classes
+    g["a_fit"] = np.concatenate([fit_x, copies(a_copy)])
     two = np.isin(a_labels[val], (0, 1))
-    fit2 = fit[np.isin(films.labels[fit], (0, 1))]
-    g["h_fit"], g["hy_fit"] = feats(films.canons[fit2], films.labels[fit2])   # the old adult head's refit, unused
+    g["h_fit"], g["hy_fit"] = fit_x[np.isin(fit_y, (0, 1))], fit_y[np.isin(fit_y, (0, 1))]   # old adult head, unused
     g["h_val"], g["hy_val"] = g["a_val"][two], a_labels[val][two]
     g["r_val"], g["r_stressed"] = pooled(reader, split.images[split.val_idx]), pooled(reader, stressed_views)
     g["ra_val"] = a_reader[val][two].astype(np.float32)   # aligned with h_val

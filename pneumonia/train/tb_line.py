@@ -39,6 +39,7 @@ from pneumonia.serve.lung_view import LungReader
 from pneumonia.serve.runtime import Network
 from pneumonia.serve.subtypes import SUBTYPES_FILE, Subtypes
 from pneumonia.train.adult_sources import NORMAL, TB
+from pneumonia.train.quantize import conv_block
 from pneumonia.train.subtypes import TB_SENSITIVITY, fit_head, report
 
 TB_HOSPITALS = ("shenzhen", "montgomery", "tbx11k")
@@ -79,8 +80,7 @@ def pointing(cams: np.ndarray, view_boxes: list, lesions: list[list[tuple]]) -> 
         y = vb["y0"] + (i + 0.5) / cam.shape[0] * (vb["y1"] - vb["y0"])
         hits.append(any(b[0] <= x <= b[2] and b[1] <= y <= b[3] for b in boxes))
         gx, gy = np.meshgrid(np.linspace(vb["x0"], vb["x1"], 50), np.linspace(vb["y0"], vb["y1"], 50))
-        chance.append(np.mean([[any(b[0] <= a <= b[2] and b[1] <= c <= b[3] for b in boxes)
-                                for a, c in zip(ra, rc)] for ra, rc in zip(gx, gy)]))
+        chance.append(np.mean(np.any([(b[0] <= gx) & (gx <= b[2]) & (b[1] <= gy) & (gy <= b[3]) for b in boxes], 0)))
     return {"n": len(hits), "peak_in_box": float(np.mean(hits)) if hits else None,
             "chance": float(np.mean(chance)) if chance else None}
 
@@ -101,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
     rows, views = rows[found], views[found]
     boxes = [boxes[k] for k in np.flatnonzero(found)]
     net = Network(folder / config["adult_reader"]["runtime"]["classifier"], "f32")
-    acts = np.concatenate([net(grey_to_rgb(views[i:i + 16]))[0] for i in range(0, len(views), 16)])
+    acts = conv_block(net, grey_to_rgb(views))
     x = acts.mean(axis=(1, 2)).astype(np.float64)
     y = (films.labels[rows] == TB).astype(int)
     src, parts = films.sources[rows], films.parts[rows]
