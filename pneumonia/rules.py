@@ -66,7 +66,10 @@ TRAIN_RULE = (
     "in (4) by the validation adults flagged at the bound, the stronger regularisation on a tie; the "
     "chosen score's intercept is then moved so that P(adult) is 50% at that threshold, so that a blend "
     "gives the adult head the larger share exactly where the adult notice shows. The routing bound, the "
-    "adult head and hard-or-blend are as in (4) and (6); it is judged on validation alone."
+    "adult head and hard-or-blend are as in (4) and (6); it is judged on validation alone. (8) Issue 35, "
+    "'A white lung is never NORMAL', written before its run: the children's last layer is refitted with "
+    "painted opacities and replaces the served one only if the white-lung conditions hold on validation, as "
+    "WHITE_RULE says."
 )
 # The plain paragraph the card and docs/evidence.md carry about that revision.
 RULE_REVISION = (
@@ -128,4 +131,38 @@ TB_RULE = (
     "sensitivity >= 0.70 with the other sources' report-part normals at specificity >= 0.70. Where the map "
     "points: its peak inside a TBX11K lesion box or not, on TBX11K's report part, beside the boxes' share of the "
     "read region."
+)
+# Issue 35, "A white lung is never NORMAL": opacity as evidence, written and committed before the run it
+# judges (pneumonia.train.opacity_heads).
+WHITE_RULE = (
+    "Validation only. (1) The networks stay as served; the last layers are refitted on the served fp32 networks' "
+    "pooled features: the children's classifier (head.npz) on the training part of the training split, the adult "
+    "reader (reader.npz) on the two-class fit films of ADULT_RULE (1), every source weighing the same. (2) Painted "
+    "opacities, labelled PNEUMONIA: every NORMAL film of those parts is painted once inside the lungs the served "
+    "lung finder finds on it, with one of the families consolidation, effusion, haze (pneumonia.train.opacity.paint) "
+    "and patchy (opacity.patchy), drawn by a seeded generator; the painted film is read again by the served lung "
+    "finder as a user's would be. The strength s scales the paint (clean + s x (painted - clean)). The family "
+    "'one lung whitened' (opacity.whiten_lung, deterministic, no seed) and the painter's white_lung family never "
+    "enter a fit or a ranking: they are the held-out family. (3) Candidates: s in {0.5, 1.0}, share in {0.25, 0.5, "
+    "1.0} (the painted films' total weight over the real NORMAL films'), L2 strength C in {0.01, 0.1, 1} on "
+    "standardised features (folded back into w, b); plus share 0 (a refit without paint, for comparison). Each "
+    "candidate gets its threshold and temperature by the served rules: for children the highest threshold keeping "
+    "validation sensitivity >= 0.95 and the temperature minimising NLL on validation plus its 2 stressed copies; "
+    "for adults ADULT_RULE (3)'s worst-source threshold, the temperature on validation plus one stressed copy, "
+    "and the can't-tell band by ADULT_RULE (5). (4) Eligible: children, clean and stressed validation ROC AUC each "
+    "at least the served head's minus 0.005; adults, ADULT_RULE (3)'s worst-source score on the validation parts "
+    "at least the served reader's minus 0.01. Ranked by the share of the validation NORMAL films painted at s = 1 "
+    "(training families, another seed) called PNEUMONIA at the candidate's threshold, then by clean validation ROC "
+    "AUC (children) or the worst-source score (adults). (5) Conditions, on validation, with one lung whitened "
+    "(side alternating by film; the lungs found on the clean film): NORMAL films called PNEUMONIA >= 0.90 at 85% "
+    "and at 100% strength (children: healthy validation children; adults: the normal films of Shenzhen, "
+    "Montgomery and JSRT, a decision of PNEUMONIA, can't-tell not counting); of the films with the disease "
+    "called PNEUMONIA clean, >= 0.95 still PNEUMONIA whitened at 85% and 100%; of the NORMAL films called NORMAL "
+    "clean, >= 0.95 still NORMAL under each painted non-opacity (pneumonia.train.non_opacity: one lung darkened, "
+    "the contrast raised, a bright rib band); children's clean validation specificity at least the served "
+    "head's minus 0.03. The best-ranked candidate meeting every condition replaces the served last layer; "
+    "none meeting them, nothing ships and the shortfall is reported. Children and adults are judged apart. "
+    "(6) With a new last layer: ADULT_RULE (6)'s routing is chosen again, and the int8 classifier is judged "
+    "again against PRECISION_BAR with it (a miss serves the classifier at the next precision that passes). "
+    "Test split and report parts are read only to report."
 )

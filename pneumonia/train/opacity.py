@@ -55,7 +55,7 @@ def smooth_noise(shape: tuple[int, int], rng: np.random.Generator, cells: int) -
     return cv2.resize(small, shape[::-1], interpolation=cv2.INTER_CUBIC)
 
 
-def _feather(alpha: np.ndarray, sigma: float) -> np.ndarray:
+def feather(alpha: np.ndarray, sigma: float) -> np.ndarray:
     return cv2.GaussianBlur(alpha.astype(np.float32), (0, 0), sigma) if sigma > 0 else alpha
 
 
@@ -88,7 +88,7 @@ def _consolidation(image, lung, rng):
     dx, dy = xx - xs[i], yy - ys[i]
     r = ((dx * np.cos(t) + dy * np.sin(t)) / a) ** 2 + ((-dx * np.sin(t) + dy * np.cos(t)) / b) ** 2
     blob = (r + 0.45 * smooth_noise(image.shape, rng, 6) < 1.0) & lung
-    alpha = _feather(blob, rng.uniform(1.5, 5.0)) * lung * rng.uniform(0.55, 0.95)
+    alpha = feather(blob, rng.uniform(1.5, 5.0)) * lung * rng.uniform(0.55, 0.95)
     return alpha, _bronchograms(image.shape, blob, rng) * rng.uniform(15, 40)
 
 
@@ -109,11 +109,11 @@ def _effusion(image, lung, rng):
 
 def _haze(image, mask, rng):
     alpha = (0.75 + 0.25 * smooth_noise(image.shape, rng, 5)).clip(0, 1) * rng.uniform(0.2, 0.55)
-    return _feather(mask, rng.uniform(1.0, 3.0)) * alpha * mask, None
+    return feather(mask, rng.uniform(1.0, 3.0)) * alpha * mask, None
 
 
 def _white_lung(image, lung, rng):
-    return _feather(lung, rng.uniform(1.0, 4.0)) * lung * rng.uniform(0.75, 0.95), None
+    return feather(lung, rng.uniform(1.0, 4.0)) * lung * rng.uniform(0.75, 0.95), None
 
 
 def _compose(image: np.ndarray, alpha: np.ndarray, target: float, rng: np.random.Generator,
@@ -158,7 +158,7 @@ def whiten_lung(image: np.ndarray, mask: np.ndarray, side: int = 0, strength: fl
     lungs = lungs_of(mask)
     if len(lungs) < 2:
         return image
-    alpha = _feather(lungs[side], 3.0) * strength
+    alpha = feather(lungs[side], 3.0) * strength
     x = image.astype(np.float32) * (1 - alpha) + alpha * mediastinum_grey(image, mask)
     return np.clip(np.round(x), 0, 255).astype(np.uint8)
 
@@ -178,7 +178,7 @@ def patchy(image: np.ndarray, mask: np.ndarray, rng: np.random.Generator) -> np.
         i = rng.integers(len(ys))
         s = rng.uniform(8, 26)
         alpha = np.maximum(alpha, np.exp(-((xx - xs[i]) ** 2 + (yy - ys[i]) ** 2) / (2 * s * s)))
-    alpha = (alpha * 1.3).clip(0, 1) * _feather(region, 2.0) * rng.uniform(0.6, 0.95)
+    alpha = (alpha * 1.3).clip(0, 1) * feather(region, 2.0) * rng.uniform(0.6, 0.95)
     # Texture: the column strip between the lungs, high-passed, tiled across.
     target = mediastinum_grey(image, mask)
     strip = image.astype(np.float32)

@@ -96,6 +96,14 @@ def gather(folder: Path, args) -> dict:
     return g
 
 
+def routing_sets(g) -> dict[str, dict]:
+    """ADULT_RULE (6)'s validation sets from the refit's features: both networks' features and labels."""
+    return {"validation children": {"child": g["k_val"], "reader": g["r_val"], "y": g["y_kids"]},
+            "validation children, stressed": {"child": g["stressed"], "reader": g["r_stressed"],
+                                              "y": np.tile(g["y_kids"], STRESS_COPIES)},
+            "adults' validation parts": {"child": g["h_val"], "reader": g["ra_val"], "y": g["hy_val"]}}
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     for flag in ("--model", "--data", "--adults", "--hospitals", "--more", "--serving"):
@@ -111,10 +119,7 @@ def main(argv: list[str] | None = None) -> int:
     config = read_config(folder)
     with np.load(args.features) as g:
         child = LinearHead(g["pediatric_w"], float(g["pediatric_b"]), config["temperature"], config["threshold"])
-        sets = {"validation children": {"child": g["k_val"], "reader": g["r_val"], "y": g["y_kids"]},
-                "validation children, stressed": {"child": g["stressed"], "reader": g["r_stressed"],
-                                                  "y": np.tile(g["y_kids"], STRESS_COPIES)},
-                "adults' validation parts": {"child": g["h_val"], "reader": g["ra_val"], "y": g["hy_val"]}}
+        sets = routing_sets(g)
     chosen = routing(sets, Population.load(folder / POPULATION_FILE), child, AdultReader.load(folder / READER_FILE))
     config["adult_reader"]["routing"] = chosen
     config["ood"]["fitted_on"] = config["ood"]["fitted_on"].replace(
