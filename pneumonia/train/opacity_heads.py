@@ -30,14 +30,14 @@ from pneumonia.config import CONFIG_FILE, STRESS_COPIES, TARGET_SENSITIVITY
 from pneumonia.folder import read_config
 from pneumonia.rules import WHITE_RULE
 from pneumonia.serve.routing import POPULATION_FILE, READER_FILE, AdultReader, LinearHead, Population
-from pneumonia.train import non_opacity, quantize, uncertain, worst_source
+from pneumonia.train import quantize, uncertain, worst_source
 from pneumonia.train.adult_fit import balanced_weights
 from pneumonia.train.operating_point import fit_operating_point, fit_temperature
-from pneumonia.train.painted_features import STRENGTHS, WHITE_STRENGTHS
+from pneumonia.train.painted_features import STRENGTHS
+from pneumonia.train.white_conditions import CONDITIONS, Decide, choose, edits, meets
 
 SHARES = (0.25, 0.5, 1.0)
 STRENGTHS_C = (0.01, 0.1, 1.0)
-CONDITIONS = {"white_normal": 0.90, "white_disease_stays": 0.95, "non_opacity_stays": 0.95, "specificity_drop": 0.03}
 WHITENED_ADULT_SOURCES = ("shenzhen", "montgomery", "jsrt")
 
 
@@ -62,57 +62,28 @@ def candidates(x: np.ndarray, y: np.ndarray, weight: np.ndarray, painted: dict[f
                 yield {"strength": s, "share": share, "C": c}, w, b
 
 
-def rate(hit: np.ndarray, among: np.ndarray) -> float | None:
-    return float(np.mean(hit[among])) if among.any() else None
-
-
-class Decide:
-    """A last layer with its operating point: decisions as served (the band only for adults)."""
-
-    def __init__(self, w, b, temperature: float, threshold: float, low: float | None = None, high: float | None = None):
-        self.w, self.b, self.t, self.thr = w, b, temperature, threshold
-        self.low, self.high = (threshold, threshold) if low is None else (low, high)
-
-    def p(self, x: np.ndarray) -> np.ndarray:
-        return sigmoid((x.astype(np.float64) @ self.w + self.b) / self.t)
-
-    def pneumonia(self, x: np.ndarray) -> np.ndarray:
-        p = self.p(x)
-        return (p >= self.thr) & ~((p >= self.low) & (p < self.high))
-
-    def normal(self, x: np.ndarray) -> np.ndarray:
-        p = self.p(x)
-        return (p < self.thr) & ~((p >= self.low) & (p < self.high))
-
-
-def edits(g, prefix: str, d: Decide, clean: np.ndarray, y: np.ndarray, whitened_normal: np.ndarray) -> dict:
-    """WHITE_RULE (5)'s numbers for one layer: the held-out family and the non-opacities.
-    `clean`: validation features; `whitened_normal` picks the normal films the whitened condition counts."""
-    out = {}
-    both = np.isin(y, (0, 1))
-    yb, cb = y[both], clean[both]
-    for s in WHITE_STRENGTHS:
-        hit = d.pneumonia(g[f"{prefix}_white_{s}"]) & g[f"{prefix}_white_{s}_found"]
-        out[f"white_normal_{s}"] = rate(hit, (yb == 0) & whitened_normal[both])
-        out[f"white_disease_stays_{s}"] = rate(hit, (yb == 1) & d.pneumonia(cb))
-    normal_called = d.normal(clean[y == 0])
-    for name in non_opacity.EDITS:
-        stays = d.normal(g[f"{prefix}_{name}"]) & g[f"{prefix}_{name}_found"]
-        out[f"{name}_stays"] = rate(stays, normal_called)
-    out["painted_called"] = float(np.mean((d.p(g[f"{prefix}_painted"]) >= d.thr) & g[f"{prefix}_painted_found"]))
-    return out
-
-
-def meets(e: dict) -> bool:
-    """WHITE_RULE (5) on an `edits` table (an empty set meets nothing)."""
-    limit = lambda k: CONDITIONS[k.rsplit("_", 1)[0] if k.startswith("white") else "non_opacity_stays"]   # noqa: E731
-    return all(v is not None and v >= limit(k) for k, v in e.items() if k != "painted_called")
+def fit_sets(g, p: str, labels: str) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, dict]:
+    """(features, labels, sources or None, painted features by strength) the refit reads:
+    the fit films and painted normals, with their augmented views where `g` has them (WHITE_RULE 7)."""
+    x, y = [g[f"{p}_fit"]], [g[labels]]
+    src = [g["as_fit"]] if p == "a" else None
+    painted = {s: [g[f"{p}_fitpaint_{s}"][g[f"{p}_fitpaint_{s}_found"]]] for s in STRENGTHS}
+    if f"{p}_aug" in g:
+        ok = g[f"{p}_aug_found"]
+        x.append(g[f"{p}_aug"][ok])
+        y.append(g[f"{p}_aug_y"][ok])
+        if src is not None:
+            src.append(g["a_aug_sources"][ok])
+        for s in STRENGTHS:
+            painted[s].append(g[f"{p}_augpaint_{s}"][g[f"{p}_augpaint_{s}_found"]])
+    return (np.concatenate(x), np.concatenate(y), None if src is None else np.concatenate(src),
+            {s: np.concatenate(v) for s, v in painted.items()})
 
 
 def children(g, served: tuple) -> dict:
     """WHITE_RULE for the children's last layer: every candidate judged, the chosen one (or None)."""
     y, ys = g["ky_val"], np.tile(g["ky_val"], STRESS_COPIES)
-    painted = {s: g[f"k_fitpaint_{s}"][g[f"k_fitpaint_{s}_found"]] for s in STRENGTHS}
+    x_fit, y_fit, _, painted = fit_sets(g, "k", "ky_fit")
 
     def judge(settings, w, b, point=None):
         t, thr = point or fit_operating_point(g["k_val"] @ w + b, y, g["k_stressed"] @ w + b, TARGET_SENSITIVITY)
@@ -126,7 +97,7 @@ def children(g, served: tuple) -> dict:
 
     before, _ = judge({"served": True}, *served[:2], served[2:])
     rows = []
-    for settings, w, b in candidates(g["k_fit"], g["ky_fit"], np.ones(len(g["ky_fit"])), painted):
+    for settings, w, b in candidates(x_fit, y_fit, np.ones(len(y_fit)), painted):
         row, d = judge(settings, w, b)
         row["eligible"] = row["auc"] >= before["auc"] - 0.005 and row["auc_stressed"] >= before["auc_stressed"] - 0.005
         row["meets"] = meets(row["edits"]) and row["specificity"] >= before["specificity"] - CONDITIONS["specificity_drop"]
@@ -137,8 +108,7 @@ def children(g, served: tuple) -> dict:
 def adults(g, served: AdultReader) -> dict:
     """WHITE_RULE for the adult reader's last layer."""
     y, s = g["ay_val"], g["as_val"]
-    weight = balanced_weights(g["ay_fit"], g["as_fit"])
-    painted = {k: g[f"a_fitpaint_{k}"][g[f"a_fitpaint_{k}_found"]] for k in STRENGTHS}
+    x_fit, y_fit, s_fit, painted = fit_sets(g, "a", "ay_fit")
     whitened_normal = np.isin(s, WHITENED_ADULT_SOURCES)
 
     def judge(settings, w, b, reader: AdultReader | None = None):
@@ -160,21 +130,11 @@ def adults(g, served: AdultReader) -> dict:
 
     before, _ = judge({"served": True}, served.head.w, served.head.b, served)
     rows = []
-    for settings, w, b in candidates(g["a_fit"], g["ay_fit"], weight, painted):
+    for settings, w, b in candidates(x_fit, y_fit, balanced_weights(y_fit, s_fit), painted):
         row, d = judge(settings, w, b)
         row["eligible"], row["meets"] = row["score"] >= before["score"] - 0.01, meets(row["edits"])
         rows.append((row, d))
     return choose(before, rows, "score")
-
-
-def choose(before: dict, rows: list[tuple[dict, Decide]], second: str) -> dict:
-    """The best-ranked eligible candidate meeting the conditions (WHITE_RULE 4-5), or none."""
-    ranked = sorted((r for r in rows if r[0]["eligible"] and r[0]["share"] > 0),
-                    key=lambda r: (r[0]["edits"]["painted_called"], r[0][second]), reverse=True)
-    chosen = next((r for r in ranked if r[0]["meets"]), None)
-    return {"served": before, "candidates": [r for r, _ in rows],
-            "ranked_first": ranked[0][0] if ranked else None,
-            "chosen": chosen[0] if chosen else None, "layer": chosen[1] if chosen else None}
 
 
 def record(result: dict) -> dict:
@@ -196,6 +156,7 @@ def main(argv: list[str] | None = None) -> int:
     for flag in ("--model", "--data", "--adults", "--hospitals", "--more"):
         p.add_argument(flag, required=True)
     p.add_argument("--features", default="runs/white35.npz", help="read if it exists, else written")
+    p.add_argument("--augmented", help="WHITE_RULE (7): the augmented fit sets, read if the file exists, else written")
     p.add_argument("--population", default="runs/population.npz",
                    help="population_refit's features: the children's clean features and the routing's sets")
     args = p.parse_args(argv)
@@ -208,10 +169,18 @@ def main(argv: list[str] | None = None) -> int:
         np.savez(args.features, **gather(folder, args.data, (args.adults, args.hospitals, args.more), args.features,
                                           args.population))
     g = dict(np.load(args.features))
+    if args.augmented:
+        from pneumonia.train.painted_features import gather_augmented
+        if not Path(args.augmented).exists():
+            np.savez(args.augmented, **gather_augmented(folder, args.data, (args.adults, args.hospitals, args.more)))
+        g.update(np.load(args.augmented))
     config = read_config(folder)
     head = quantize.head_of(folder, config)
     kids, grown = children(g, head), adults(g, AdultReader.load(folder / READER_FILE))
-    out = {"rule": WHITE_RULE, "children": record(kids), "adults": record(grown)}
+    out = {"rule": WHITE_RULE, "augmented": bool(args.augmented), "children": record(kids), "adults": record(grown)}
+    previous = config.get("white_lung") or {}
+    if args.augmented and previous and not previous.get("augmented"):   # the run before WHITE_RULE (7), reported beside
+        out["first_run"] = {k: previous[k] for k in ("children", "adults")}
     for name, r in (("children", kids), ("adults", grown)):
         log(f"{name}: served {r['served']['edits']}; chosen {r['chosen'] and {k: r['chosen'][k] for k in ('strength', 'share', 'C')}}")
     if kids["layer"] is not None:

@@ -18,13 +18,14 @@ from pneumonia.config import STRESS_COPIES
 from pneumonia.folder import read_config
 from pneumonia.serve.lung_view import LungReader
 from pneumonia.serve.runtime import READER_IR, Network
-from pneumonia.train import augment, data, non_opacity, opacity
+from pneumonia.train import augment, data, non_opacity, opacity, site_augment
 from pneumonia.train.reader_serving import pooled
 
 PAINT_FAMILIES = ("consolidation", "effusion", "haze", "patchy")   # never white_lung: held out
 STRENGTHS = (0.5, 1.0)         # of the paint, WHITE_RULE (3)
 WHITE_STRENGTHS = (0.85, 1.0)  # of the held-out family, WHITE_RULE (5)
 PAINT_SEED = 35
+AUGMENT_SEED = 3507   # WHITE_RULE (7): the augmented views' own generator
 
 
 def paint(canons: np.ndarray, masks: list[np.ndarray], seed: list[int]) -> np.ndarray:
@@ -149,4 +150,47 @@ def gather(folder: str | Path, data_dir: str, adult_dirs: tuple[str, str, str], 
     log(f"Children: {len(g['k_fit'])} fit, {len(g['k_val'])} validation, painted and edited sets read")
     g.update(adults(folder, config, lungs, Network(folder / READER_IR, "f32"), adult_dirs))
     log(f"Adults: {len(g['a_fit'])} fit, {len(g['a_val'])} validation, painted and edited sets read")
+    return g
+
+
+def augmented(read: Callable, net: Network, canons: np.ndarray, masks: list[np.ndarray], normal: np.ndarray,
+              view: Callable, seed: list[int]) -> dict[str, np.ndarray]:
+    """WHITE_RULE (7): one augmented view (`view`, before the lungs are found) of every
+    fit film and of every painted NORMAL fit film at each strength (the paint as in
+    `children`/`adults`, same seed), kept where the lungs are found."""
+    rng = np.random.default_rng(seed)
+    n = np.flatnonzero(normal)
+    full = paint(canons[n], [masks[i] for i in n], seed[:1] + [PAINT_SEED, seed[2]])
+    sets = {"aug": view(canons, rng), **{f"augpaint_{s}": view(at_strength(canons[n], full, s), rng) for s in STRENGTHS}}
+    return read_sets(read, net, sets, "x")
+
+
+def gather_augmented(folder: str | Path, data_dir: str, adult_dirs: tuple[str, str, str]) -> dict[str, np.ndarray]:
+    """The augmented fit sets of children (k) and adults (a), aligned with `gather`'s fit rows."""
+    from pneumonia.train.adult_sources import load_films
+    from pneumonia.train.cli import log
+    folder = Path(folder)
+    config = read_config(folder)
+    lungs = LungReader.exported(folder, config, "f32")
+    tr, seed = config["training"], config["training"]["seed"]
+    split, _, canons = data.lung_split(lungs, data.load_train_split(
+        data_dir, config["data"].get("limit_per_class"), seed, tr["val_fraction"]))
+    fit = split.train_idx
+    masks = [l.mask for l in lungs.find(canons[fit])]
+    child = Network(folder / config["runtime"]["classifier"], "f32")
+    g = {"k" + k[1:]: v for k, v in augmented(lungs.read, child, canons[fit], masks, split.labels[fit] == 0,
+                                              augment.views, [seed, AUGMENT_SEED, 0]).items()}
+    g["k_aug_y"] = split.labels[fit]
+    log(f"Children: augmented views of {len(fit)} fit films and their painted normals read")
+    aseed = config["adult_reader"]["training"]["seed"]
+    films = load_films(*adult_dirs, aseed)
+    rows = films.rows("fit", labels=(0, 1))
+    _, _, found_lungs, found = lungs.read(films.canons[rows])
+    rows = rows[found]
+    masks = [l.mask for l, ok in zip(found_lungs, found) if ok]
+    reader = Network(folder / READER_IR, "f32")
+    g.update({"a" + k[1:]: v for k, v in augmented(lungs.read, reader, films.canons[rows], masks, films.labels[rows] == 0,
+                                                   site_augment.site_views, [aseed, AUGMENT_SEED, 2]).items()})
+    g["a_aug_y"], g["a_aug_sources"] = films.labels[rows], films.sources[rows].astype(str)
+    log(f"Adults: augmented views of {len(rows)} fit films and their painted normals read")
     return g
