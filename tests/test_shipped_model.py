@@ -41,6 +41,10 @@ def test_shipped_folder_is_complete():
     assert config["lungs"]["variant"] in ("crop", "crop+mask", "crop+blur") and (MODEL_DIR / config["lungs"]["file"]).is_file()
     # Chosen by the rule written before the runs (validation composites only).
     assert config["selection"]["rule"].startswith("Validation only")
+    # The served last layer is the one WHITE_RULE chose on validation, with its own operating point.
+    chosen = config["white_lung"]["children"]["chosen"]
+    assert chosen["eligible"] and chosen["meets"] and chosen["share"] > 0
+    assert (chosen["threshold"], chosen["temperature"]) == (config["threshold"], config["temperature"])
     metrics = json.loads((MODEL_DIR / "metrics.json").read_text())
     assert metrics["n"] + metrics["without_lungs"] == 624 and metrics["split"] == "test"
     assert {"test", "validation"} <= set(metrics["validity"]) and metrics["adult_transfer"]["served"]["n"] > 100

@@ -176,3 +176,29 @@ def test_validation_cli_compares_and_refits(trained, tmp_path):
     bad = subprocess.run([sys.executable, "-m", "pneumonia.report.validation", "--data", str(tmp_path), str(folder)],
                          cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert bad.returncode == 2 and "Missing folder" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_exported_evaluation_measures_the_served_last_layer(trained, tmp_path):
+    """A folder whose head.npz was refitted after export is measured through the
+    exported network (pneumonia.report.exported_eval): its logits are the Keras
+    model's while the layer is unchanged, and it keeps metrics.json's other sections."""
+    import shutil
+
+    from pneumonia.folder import read_config
+    from pneumonia.report import evaluate, exported_eval
+    from pneumonia.serve.lung_view import LungReader
+    from pneumonia.train import data
+    folder = tmp_path / "model"
+    shutil.copytree(trained[0], folder)
+    config = read_config(folder)
+    images, _, _ = data.load_images(data.list_split(DATA, "test")[0])
+    views, _, _, found = LungReader.exported(folder, config, "f32").read(images)
+    net, _ = load_model_folder(folder)
+    keras_logits = evaluate.keras_functions(net, config)[0](views[found])
+    exported = exported_eval.exported_functions(folder, config)
+    assert np.allclose(exported[0](views[found]), keras_logits, atol=0.05 + 0.02 * np.abs(keras_logits).max())
+    before = json.loads((folder / "metrics.json").read_text())
+    m = exported_eval.evaluate_exported(folder, DATA, bootstrap=50, n_deletion=3)
+    assert m["measured_with"] == exported_eval.MEASURED_WITH and m["n"] == int(found.sum())
+    assert {k for k in before if k not in m} == set() and "swap_lungs_auc" in m["validity"]["test"]
+    assert "exported fp32 classifier" in (folder / "README.md").read_text()

@@ -13,12 +13,14 @@ from pneumonia.report import sections
 from pneumonia.report.figures import FIGURES
 from pneumonia.report.reader_card import reader_lines
 from pneumonia.report.subtype_lines import subtype_lines
+from pneumonia.report.white_card import white_lines
 
 DATASET_ID = "paultimothymooney/chest-xray-pneumonia"
 # keras.applications' ImageNet weights are not on the Hub; this is the Keras
 # team's ResNet-50 ImageNet checkpoint there, named for discoverability.
 BASE_MODEL = "keras/resnet_50_imagenet"
 OOD_REPORT_FILE = "ood_report.json"
+KERAS_MEASURED = "the Keras model in fp32 (`python -m pneumonia.report.evaluate`)"
 LUNGS_REPORT_FILE = "lungs_report.json"
 # (metric key in metrics.json, model-index type, display name)
 CARD_METRICS = [
@@ -129,7 +131,7 @@ def render(config: dict, metrics: dict, ood_report: dict | None = None,
         "",
         f"{metrics['n']} images ({metrics['n_normal']} NORMAL, {metrics['n_pneumonia']} PNEUMONIA), "
         "at the threshold fixed on validation; 95% bootstrap intervals (2,000 resamples of images). "
-        "Computed with the Keras model in fp32 (`python -m pneumonia.report.evaluate`):",
+        f"Computed with {metrics.get('measured_with', KERAS_MEASURED)}:",
         "",
         *test_table_lines(metrics),
         "",
@@ -178,6 +180,7 @@ def render(config: dict, metrics: dict, ood_report: dict | None = None,
         *sections.validity_lines(metrics),
         *sections.population_lines(config, metrics),
         *reader_lines(config, metrics),
+        *white_lines(config, metrics),
         *sections.ood_lines(config, ood_report),
         "## Training data and attribution",
         "",

@@ -43,11 +43,10 @@ def _masks(geometry, canons: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.stack([lu.mask for lu, k in zip(lungs, ok) if k]), ok
 
 
-def _validity(net, config: dict, variant: str, canons: np.ndarray, masks: np.ndarray, labels: np.ndarray,
-              n_deletion: int, seed: int) -> dict:
-    """The swap, lungs-hidden and heatmap tests on images with their lung masks."""
-    # Grad-CAM as the app computes it (from the forward pass), for the class
-    # decided at the folder's calibrated threshold.
+def keras_functions(net, config: dict) -> tuple:
+    """(logits, cams) of lung views through a Keras classifier: Grad-CAM as the
+    app computes it (from the forward pass), for the class decided at the
+    folder's calibrated threshold."""
     threshold_logit = decision_logit(config["temperature"], config["threshold"])
     forward = Activations(net, config.get("last_conv_layer", "conv5_block3_out"))
     head = pediatric_head(net, config)
@@ -60,7 +59,16 @@ def _validity(net, config: dict, variant: str, canons: np.ndarray, masks: np.nda
         activations, pooled = np.concatenate([a for a, _ in acts]), np.concatenate([p for _, p in acts])
         z = head.logits(pooled)
         return z, linear_cam(activations, head.w, z >= threshold_logit)
+    return logits, cams
 
+
+def _validity(functions: tuple, config: dict, variant: str, canons: np.ndarray, masks: np.ndarray,
+              labels: np.ndarray, n_deletion: int, seed: int) -> dict:
+    """The swap, lungs-hidden and heatmap tests on images with their lung masks;
+    `functions`: (logits, cams) of lung views (`keras_functions`, or the exported
+    network's in `pneumonia.report.exported_eval`)."""
+    logits, cams = functions
+    threshold_logit = decision_logit(config["temperature"], config["threshold"])
     result = validity.auc_tests(logits, canons, masks, labels, variant, seed=seed)
     result["shortfall"] = validity.shortfall(result)
     if n_deletion:  # the heatmap tests are reported on test only
@@ -69,8 +77,9 @@ def _validity(net, config: dict, variant: str, canons: np.ndarray, masks: np.nda
     return result
 
 
-def validity_report(net, config: dict, reader: LungReader, geometry, data_dir: str | Path, images: np.ndarray,
-                    labels: np.ndarray, n_deletion: int, seed: int, segmenter: str | Path | None = None) -> dict:
+def validity_report(functions: tuple, config: dict, reader: LungReader, geometry, data_dir: str | Path,
+                    images: np.ndarray, labels: np.ndarray, n_deletion: int, seed: int,
+                    segmenter: str | Path | None = None) -> dict:
     """Every validity test: on test (report) and on validation (choice), and the
     silhouette (fitted on the training part); each part's lungs found once."""
     log("Validity tests on test (report) and on validation (choice)")
@@ -87,7 +96,7 @@ def validity_report(net, config: dict, reader: LungReader, geometry, data_dir: s
     for name, n_del in (("test", n_deletion), ("validation", 0)):
         canons, masks, y, without = parts[name]
         report[name] = {"without_lungs": without,
-                        **_validity(net, config, reader.variant, canons, masks, y, n_del, seed)}
+                        **_validity(functions, config, reader.variant, canons, masks, y, n_del, seed)}
     fit = parts["train"]
     report["silhouette"] = validity.silhouette_auc(
         fit[1], fit[2], {name: parts[name][1:3] for name in ("validation", "test")},
@@ -124,15 +133,20 @@ def evaluate_folder(model_dir: str | Path, data_dir: str | Path, limit: int | No
                     "without_lungs": int((~found).sum()), "lung_view": reader.variant})
     geometry = reader.segmenter or (load_segmenter(segmenter) if segmenter else None)
     if geometry is not None:
-        metrics["validity"] = validity_report(net, config, reader, geometry, data_dir, images, labels, n_deletion,
-                                              seed, segmenter)
+        metrics["validity"] = validity_report(keras_functions(net, config), config, reader, geometry, data_dir,
+                                              images, labels, n_deletion, seed, segmenter)
     if adults_dir:
         metrics["adult_transfer"] = adult_transfer(net, config, folder, reader, adults_dir, bootstrap, seed,
                                                    hospitals_dir)
+    return publish(folder, config, labels[found], probs, metrics)
+
+
+def publish(folder: Path, config: dict, labels: np.ndarray, probs: np.ndarray, metrics: dict) -> dict:
+    """metrics.json, the figures and the model card of a folder from its test numbers."""
     (folder / METRICS_FILE).write_text(json.dumps(metrics, indent=2) + "\n")
     history_path = folder / HISTORY_FILE
     history = json.loads(history_path.read_text()) if history_path.is_file() else None
-    figures.write_all(folder, labels[found], probs, metrics, history)
+    figures.write_all(folder, labels, probs, metrics, history)
     card.write_card(folder, config, metrics)
     summary(metrics)
     return metrics
@@ -199,8 +213,8 @@ def validity_only(model_dir: str | Path, data_dir: str | Path, segmenter: str | 
     geometry = reader.segmenter or load_segmenter(segmenter)
     paths, labels = data.list_split(data_dir, "test")
     images, kept, _ = data.load_images(paths)
-    report = validity_report(net, config, reader, geometry, data_dir, images, labels[kept], n_deletion, seed,
-                             segmenter)
+    report = validity_report(keras_functions(net, config), config, reader, geometry, data_dir, images, labels[kept],
+                             n_deletion, seed, segmenter)
     log_validity(report)
     print(json.dumps(report, indent=2))
     return report

@@ -4,6 +4,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
+
 from pneumonia.config import METRICS_FILE
 from pneumonia.report import card, sections
 from pneumonia.report.figures import FIGURES, plt
@@ -43,6 +45,26 @@ def overlay_grid(predictor, data_dir: str | Path, per_class: int = 4, seed: int 
             ax.imshow(load_image(path), cmap="gray")
             title = "refused: not like the training X-rays"
         ax.set_title(f"true {predictor.classes[label]}\n{title}", fontsize=9)
+        ax.axis("off")
+    fig.tight_layout()
+    return fig
+
+
+def white_lung_row(predictor, data_dir: str | Path, strengths=(0.0, 0.5, 0.85, 1.0)):
+    """A healthy test X-ray with one lung whitened toward the mediastinum's grey
+    at each strength (pneumonia.train.opacity.whiten_lung, the check no training
+    saw), each as the app answers it."""
+    from pneumonia.serve.imaging import canonical
+    from pneumonia.train.opacity import whiten_lung   # cv2: imported only for this figure
+    paths, labels = data.list_split(data_dir, "test")
+    canon = canonical(load_image(paths[int(np.flatnonzero(labels == 0)[0])]))
+    mask = predictor.reader.find(canon[None])[0].mask
+    fig, axes = plt.subplots(1, len(strengths), figsize=(2.6 * len(strengths), 3.0), squeeze=False)
+    for ax, s in zip(axes.ravel(), strengths):
+        r = predictor.analyze_array(whiten_lung(canon, mask, 0, s) if s else canon)
+        ax.imshow(r["overlay"] if r.get("decision") else canon, cmap="gray")
+        answer = f"{r['decision']} (P = {r['probability_pneumonia']:.2f})" if r.get("decision") else "refused"
+        ax.set_title(f"one lung whitened {s:.0%}\n{answer}", fontsize=9)
         ax.axis("off")
     fig.tight_layout()
     return fig

@@ -86,7 +86,9 @@ class ServedModel:
                              f"[{s['ci95']['accuracy'][0]:.3f}, {s['ci95']['accuracy'][1]:.3f}] "
                              f"| {s['sensitivity']:.3f} | {s['specificity']:.3f} | {s['roc_auc']:.3f} "
                              f"| {s['ece_15']:.3f} |")
-            lines.append(f"| the Keras model in fp32 (`pneumonia.report.evaluate`) | {t['accuracy']:.3f} "
+            measured = ("the exported network in fp32 with its refitted last layer (`pneumonia.report.exported_eval`)"
+                        if m.get("measured_with") else "the Keras model in fp32 (`pneumonia.report.evaluate`)")
+            lines.append(f"| {measured} | {t['accuracy']:.3f} "
                          f"[{ci['accuracy'][0]:.3f}, {ci['accuracy'][1]:.3f}] | {t['sensitivity']:.3f} "
                          f"| {t['specificity']:.3f} | {m['roc_auc']:.3f} | {m['ece_15']:.3f} |")
         v = (m or {}).get("validity", {}).get("test")

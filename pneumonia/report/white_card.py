@@ -1,0 +1,90 @@
+"""The model card's section on opacity as evidence: a white lung is not NORMAL (rules.WHITE_RULE)."""
+from __future__ import annotations
+
+from pneumonia.rules import WHITE_RULE
+
+SETS = ("validation children", "test children", "adults, report parts", "adults, report parts, rsna opacity",
+        "adults, report parts, nih opacity", "adults, report parts, bimcv opacity")
+
+
+def _v(x) -> str:
+    return "-" if x is None else f"{x:.2f}"
+
+
+def _choice_rows(name: str, r: dict) -> list[str]:
+    """Validation: the served last layer before, and the one chosen (or none)."""
+    rows = []
+    for label, row in (("before", r["served"]), ("chosen", r["chosen"])):
+        if row is None:
+            rows.append(f"| {name}, {label} | nothing met the conditions: unchanged | | | | |")
+            continue
+        e = row["edits"]
+        setting = "" if label == "before" else f" (paint s {row['strength']}, share {row['share']}, C {row['C']})"
+        quality = f"ROC AUC {row['auc']:.3f}" if "auc" in row else f"worst source {row['score']:.3f}"
+        rows.append(f"| {name}, {label}{setting} | {_v(e['white_normal_0.85'])} / {_v(e['white_normal_1.0'])} "
+                    f"| {_v(e['white_disease_stays_0.85'])} / {_v(e['white_disease_stays_1.0'])} "
+                    f"| {_v(e['darker_lung_stays'])} / {_v(e['contrast_stays'])} / {_v(e['rib_band_stays'])} "
+                    f"| {_v(e['painted_called'])} | {quality} |")
+    return rows
+
+
+def _served_rows(m: dict) -> list[str]:
+    rows = []
+    for name in SETS:
+        r = m.get(name)
+        if not r:
+            continue
+        w = [r[f"white_{s}"] for s in ("0.5", "0.85", "1.0")]
+        shown = "normal adults (Shenzhen, Montgomery, JSRT report parts)" if name == "adults, report parts" else name
+        rows.append(f"| {shown} | {r['n_normal']} / {r['n_disease']} "
+                    f"| {' / '.join(_v(x['normal_called_pneumonia']) for x in w)} "
+                    f"| {' / '.join(_v(x['disease_stays']) for x in w)} | {' / '.join(_v(x['answered']) for x in w)} "
+                    f"| {' / '.join(_v(r.get(k + '_stays')) for k in ('darker_lung', 'contrast', 'rib_band'))} |")
+    return rows
+
+
+def white_lines(config: dict, metrics: dict) -> list[str]:
+    """The section, or nothing for a folder whose last layers were not refitted for it."""
+    cfg, m = config.get("white_lung"), metrics.get("white_lung")
+    if not cfg:
+        return []
+    lines = ["## A white lung is not NORMAL: opacity as evidence", "",
+             "The Kermany children's pneumonias are mostly patchy; nothing in them told the model that a lung "
+             "with no air in it is abnormal. The last layers (the children's and the adult reader's; the networks "
+             "unchanged) were refitted with NORMAL training films given painted opacities (consolidation, "
+             "effusion, haze, patchy) and counted as PNEUMONIA. One family, one lung whitened toward the "
+             "mediastinum's grey, was kept out of every fit and ranking and judges the result; painted "
+             "*non*-opacities (a darker lung, raised contrast, a bright rib band) check that the painter's "
+             "signature was not learnt instead.", "",
+             "Validation (what chose it): whitened NORMAL films called PNEUMONIA at 85% / 100%, films with the "
+             "disease still PNEUMONIA whitened, NORMAL films still NORMAL under each non-opacity, painted "
+             "validation normals called PNEUMONIA:", "",
+             "| last layer | whitened normal -> PNEUMONIA | disease stays | non-opacities stay NORMAL | painted "
+             "-> PNEUMONIA | quality |", "|---|---|---|---|---|---|"]
+    lines += _choice_rows("children", cfg["children"]) + _choice_rows("adult reader", cfg["adults"]) + [""]
+    first = cfg.get("first_run")
+    if first:
+        best = max((r["auc_stressed"] for r in first["children"]["candidates"] if r["share"] > 0), default=None)
+        lines += [f"A first run fitted on clean films only (before the rule's step 7): no painted children's candidate "
+                  f"kept the stressed validation ROC AUC (at best {_v(best)} against "
+                  f"{first['children']['served']['auc_stressed']:.3f}) and no adult candidate met the conditions.", ""]
+    int8 = config.get("runtime", {}).get("int8", {}).get("white_lung_head")
+    if int8:
+        lines += [f"The int8 classifier judged again with the new layer: decisions agree {int8['decisions_agree']:.4f}, "
+                  f"99th percentile of the probability change {int8['dp_p99']:.4f}: "
+                  f"{'passes' if int8['passes'] else 'misses'} the precision bar"
+                  f"{'' if int8['passes'] else ', so the classifier is served at fp32 (bf16 where the CPU computes in it)'}.", ""]
+    if m:
+        lines += ["Through the served model (`bench/white_lung.py`; validation part and test split / report parts; "
+                  "one lung whitened at 50% / 85% / 100%):", "",
+                  "| set | normal / disease films | whitened normal -> PNEUMONIA | disease stays PNEUMONIA "
+                  "| answered | non-opacities stay NORMAL |", "|---|---|---|---|---|---|", *_served_rows(m), ""]
+        o, s = m.get("opaque test pneumonia"), m.get("swap test (test split)")
+        if o:
+            lines.append(f"The {o['n']} test PNEUMONIA films with the most opaque lung (by the lung finder): "
+                         f"{o['called_pneumonia']:.0%} called PNEUMONIA.")
+        if s:
+            lines.append(f"Swap test on those test films with this last layer: lungs AUC {s['swap_lungs_auc']:.3f}, "
+                         f"surroundings {s['swap_surroundings_auc']:.3f} (goals >= 0.90, <= 0.65).")
+        lines.append("")
+    return lines + [f"Rule (written and committed before the run it judged): {WHITE_RULE}", ""]
