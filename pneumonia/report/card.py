@@ -125,7 +125,7 @@ def render(config: dict, metrics: dict, ood_report: dict | None = None,
            f"the last layer in `{config['runtime']['head']}`), run forward only by OpenVINO without TensorFlow; "
            "Grad-CAM is computed exactly from the conv block and the last layer. Agreement with the Keras model: "
            "bench/precision.py in the code repository."] if config.get("runtime") else []),
-        *int8_lines(config),
+        *sections.int8_lines(config),
         "",
         "## Results on the official test split",
         "",
@@ -208,23 +208,6 @@ def render(config: dict, metrics: dict, ood_report: dict | None = None,
         "",
     ]
     return "\n".join(lines)
-
-
-def int8_lines(config: dict) -> list[str]:
-    """The int8 classifier's line: how it was made and what it keeps, or why there is none."""
-    q = (config.get("runtime") or {}).get("int8")
-    if not q:
-        return []
-    if not q.get("passed"):
-        return [f"- int8: tried ({q['rule']}); none passed the precision bar on validation, so none is served."]
-    v = q["validation"]
-    return [f"- int8: `{q['classifier']}`, NNCF post-training quantisation calibrated on {q['calibration_views']} "
-            f"training-part lung views (clean and stressed), {' + '.join(q['float_stages'])} left in float "
-            f"(the {q['rule']}). On {v['n']} validation X-rays against the fp32 export: decisions agree "
-            f"{v['decisions_agree']:.2%}, ROC AUC {v['auc_diff']:+.4f}, Grad-CAM correlation "
-            f"{v['cam_mean']:.4f} mean / {v['cam_p1']:.4f} 1st percentile, P(PNEUMONIA) change "
-            f"{v['dp_p99']:.3f} at the 99th percentile. The app picks among fp32, bf16 (on CPUs that "
-            "compute in it) and this int8 at start-up, by the CPU's capabilities and then timing."]
 
 
 def served_lines(s: dict | None) -> list[str]:

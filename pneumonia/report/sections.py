@@ -206,3 +206,22 @@ def selection_lines(config: dict) -> list[str]:
     lines.append(f"  - This model: {tests(this)}; the previous model: {tests(prev)}. "
                  + ("It replaces it." if sel["replaces_previous"] else "It does not replace it."))
     return lines
+
+
+def int8_lines(config: dict) -> list[str]:
+    """The int8 classifier's line: how it was made and what it keeps, or why there is none."""
+    q = (config.get("runtime") or {}).get("int8")
+    if not q:
+        return []
+    if not q.get("passed"):   # none passed, or the one that did missed when judged again with a refitted layer
+        why = "missed the bar when judged again with the refitted last layer" if q.get("white_lung_head") else \
+            "none passed the precision bar on validation"
+        return [f"- int8: tried ({q['rule']}); {why}, so none is served."]
+    v = q["validation"]
+    return [f"- int8: `{q['classifier']}`, NNCF post-training quantisation calibrated on {q['calibration_views']} "
+            f"training-part lung views (clean and stressed), {' + '.join(q['float_stages'])} left in float "
+            f"(the {q['rule']}). On {v['n']} validation X-rays against the fp32 export: decisions agree "
+            f"{v['decisions_agree']:.2%}, ROC AUC {v['auc_diff']:+.4f}, Grad-CAM correlation "
+            f"{v['cam_mean']:.4f} mean / {v['cam_p1']:.4f} 1st percentile, P(PNEUMONIA) change "
+            f"{v['dp_p99']:.3f} at the 99th percentile. The app picks among fp32, bf16 (on CPUs that "
+            "compute in it) and this int8 at start-up, by the CPU's capabilities and then timing."]
