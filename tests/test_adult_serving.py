@@ -53,22 +53,26 @@ def test_share_is_hard_by_the_gate_or_p_adult_above_the_floor():
     np.testing.assert_array_equal(reader_share(Population(gate, gate, True), p), [0, 0, MIN_SHARE, 0.3, 0.5, 0.51, 1])
 
 
+P_CHILD = 0.99   # a children's head's answer above its threshold
+
+
 def test_an_adult_inside_the_band_is_uncertain_and_a_child_never_waits_for_the_reader(shipped_served, tmp_path):
     grey = load_image(EXAMPLES / "NORMAL_IM-0001-0001.jpeg")
-    adult, forward = predictor(shipped_served, 0.9, 0.40, 0.999)
+    assert P_CHILD > shipped_served.predictor.head.threshold   # the children's head alone says PNEUMONIA
+    adult, forward = predictor(shipped_served, P_CHILD, 0.40, 0.999)
     label, overlay, d = respond(adult.analyze_array(grey), tmp_path)
     assert d["decision"] == label["label"] == "UNCERTAIN" and forward.seen == 1
     assert d["band"] == {"low": 0.18, "high": 0.69} and overlay is not None
     share = {h["head"]: h["share"] for h in d["heads"]}
     assert share["adult reader"] == pytest.approx(0.999) and d["answered_by"].endswith("blended")
-    assert d["probability_pneumonia"] == pytest.approx(0.001 * 0.9 + 0.999 * 0.40)
-    outside, _ = predictor(shipped_served, 0.9, 0.05, 0.999)
+    assert d["probability_pneumonia"] == pytest.approx(0.001 * P_CHILD + 0.999 * 0.40)
+    outside, _ = predictor(shipped_served, P_CHILD, 0.05, 0.999)
     assert outside.analyze_array(grey)["decision"] == "NORMAL"   # below the band: answered
-    child, forward = predictor(shipped_served, 0.9, 0.40, MIN_SHARE / 10)
+    child, forward = predictor(shipped_served, P_CHILD, 0.40, MIN_SHARE / 10)
     d = child.analyze_array(grey)
     assert forward.seen == 0 and d["band"] is None and d["decision"] == "PNEUMONIA"
     assert [h["head"] for h in d["heads"]] == ["children's head"] and d["answered_by"] == "children's head"
-    hard, forward = predictor(shipped_served, 0.9, 0.40, 0.7, blend=False)
+    hard, forward = predictor(shipped_served, P_CHILD, 0.40, 0.7, blend=False)
     d = hard.analyze_array(grey)
     assert d["answered_by"] == "adult reader" and d["decision"] == "UNCERTAIN" and forward.seen == 1
 
