@@ -50,7 +50,12 @@ def main(argv: list[str] | None = None) -> int:
     views = LungReader.exported(folder, config, "f32").read(np.stack([canonical(load_image(x)) for x in xrays]))[0]
     ref = keras_reference(net, grey_to_rgb(views))
     sha = hashlib.sha256((folder / MODEL_FILE).read_bytes()).hexdigest()
-    np.savez_compressed(args.out, views=views, names=np.array([x.name for x in xrays]), model_sha256=sha, **ref)
+    # The Keras file's own last layer and operating point: a folder whose head.npz was
+    # refitted later (pneumonia.train.opacity_heads) is still held to the network it exported.
+    w, b = net.get_layer("logit").get_weights()
+    own = (config.get("white_lung") or {}).get("children", {}).get("served") or config
+    np.savez_compressed(args.out, views=views, names=np.array([x.name for x in xrays]), model_sha256=sha,
+                        w=w[:, 0], b=b[0], temperature=own["temperature"], threshold=own["threshold"], **ref)
     print(json.dumps({"wrote": args.out, "views": len(views), MODEL_FILE: sha}))
     return 0
 

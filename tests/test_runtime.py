@@ -47,15 +47,18 @@ def compare(folder, ref: dict, precision: str) -> dict:
     runtime = config["runtime"]
     file = runtime["int8"]["classifier"] if precision == "int8" else runtime["classifier"]
     acts, pooled = Classifier(Network(folder / file, "f32" if precision == "int8" else precision))(grey_to_rgb(ref["views"]))
+    # The Keras model's own last layer and operating point where the reference has them (a
+    # served head.npz refitted later is judged elsewhere): this measures the network's export.
     with np.load(folder / runtime["head"]) as f:
-        w, b = f["w"], float(f["b"])
+        w, b = (ref["w"], float(ref["b"])) if "w" in ref else (f["w"], float(f["b"]))
+    t, thr = (float(ref["temperature"]), float(ref["threshold"])) if "w" in ref else (config["temperature"], config["threshold"])
     logits = pooled @ w + b
     out = {"pooled": np.abs(pooled - ref["pooled"]).max() / np.abs(ref["pooled"]).max(),
            "logit": np.abs(logits - ref["logits"]).max(), "cam": 0.0}
     for target in (0, 1):
         maps, ref_maps = linear_cam(acts, w, np.full(len(logits), target == 1)), ref[f"maps{target}"]
         out["cam"] = max(out["cam"], np.abs(maps - ref_maps).max())
-    cut = decision_logit(config["temperature"], config["threshold"])  # the decided class, as served
+    cut = decision_logit(t, thr)  # the decided class, as served
     decided = ref["logits"] >= cut
     out["same_side"] = bool(np.all((logits >= cut) == decided))
     # Correlation of the decided class's maps (the page's default, and what PRECISION_BAR
@@ -63,7 +66,6 @@ def compare(folder, ref: dict, precision: str) -> dict:
     # cells scaled to a peak of 1, where rounding alone moves the correlation.
     maps, ref_maps = linear_cam(acts, w, decided), np.where(decided[:, None, None], ref["maps1"], ref["maps0"])
     out["corr"] = float(correlations(maps, ref_maps).min())
-    t = config["temperature"]
     out["dp"] = float(np.abs(1 / (1 + np.exp(-logits / t)) - 1 / (1 + np.exp(-ref["logits"] / t))).max())
     return out
 
@@ -94,13 +96,20 @@ def test_committed_export_is_within_its_stated_tolerance(reference):
     assert bf16["same_side"] and bf16["corr"] >= 0.99 and bf16["logit"] < 1.0, bf16
 
 
-def test_committed_int8_export_keeps_the_answers(reference):
+def test_committed_int8_export_keeps_the_answers_or_is_never_offered(reference):
     """The int8 classifier (the stages its rule kept in float stay float)
     decides every example as Keras does, its map of the decided class
     correlates >= 0.95 with Keras's on each and P(PNEUMONIA) moves by < 0.1 (bench/precision.py: the
-    bar on all validation X-rays)."""
+    bar on all validation X-rays). Judged again with a refitted last layer and missing the bar,
+    it is never offered to the machine's choice."""
+    from pneumonia.config import PRECISION_BAR
+    from pneumonia.serve.runtime import candidates
     config = json.loads((MODEL_DIR / "config.json").read_text())
-    assert config["runtime"]["int8"]["passed"], config["runtime"]["int8"]
+    again = config["runtime"]["int8"].get("white_lung_head")
+    if again is not None and not again["passes"]:
+        assert not config["runtime"]["int8"]["passed"] and "int8" not in candidates(MODEL_DIR, config)
+        assert again["dp_p99"] > PRECISION_BAR["dp_p99"] or again["decisions_agree"] < PRECISION_BAR["decisions_agree"]
+    assert config["runtime"]["int8"]["passed"] or again is not None, config["runtime"]["int8"]
     d = compare(MODEL_DIR, reference, "int8")
     assert d["same_side"] and d["corr"] >= 0.95 and d["dp"] < 0.1, d
 
