@@ -86,11 +86,11 @@ def children(g, served: tuple) -> dict:
     x_fit, y_fit, _, painted = fit_sets(g, "k", "ky_fit")
 
     def judge(settings, w, b, point=None):
-        t, thr = point or fit_operating_point(g["k_val"] @ w + b, y, g["k_stressed"] @ w + b, TARGET_SENSITIVITY)
+        lv, ls = g["k_val"] @ w + b, g["k_stressed"] @ w + b
+        t, thr = point or fit_operating_point(lv, y, ls, TARGET_SENSITIVITY)
         d = Decide(w, b, t, thr)
         row = {**settings, "temperature": float(t), "threshold": float(thr),
-               "auc": float(roc_auc_score(y, g["k_val"] @ w + b)),
-               "auc_stressed": float(roc_auc_score(ys, g["k_stressed"] @ w + b)),
+               "auc": float(roc_auc_score(y, lv)), "auc_stressed": float(roc_auc_score(ys, ls)),
                "specificity": float(np.mean(d.normal(g["k_val"][y == 0]))),
                "edits": edits(g, "kv", d, g["k_val"], y, np.ones(len(y), bool))}
         return row, d
