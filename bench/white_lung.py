@@ -39,45 +39,12 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from pneumonia.serve.loader import load_folder  # noqa: E402
-from pneumonia.train import data, non_opacity, opacity  # noqa: E402
+from pneumonia.train import data, opacity  # noqa: E402
+from pneumonia.train.white_served import STRENGTHS, decisions, judge_set, share  # noqa: E402
 
-STRENGTHS = (0.5, 0.85, 1.0)
 GOALS = {"white_normal": 0.90, "white_disease_stays": 0.95, "answered": 0.95, "non_opacity_stays": 0.95,
          "swap_lungs_auc_min": 0.90, "swap_surroundings_auc_max": 0.65}
 OPAQUE_FILMS = 50
-
-
-def decisions(predictor, canons: np.ndarray, batch: int = 32) -> np.ndarray:
-    """The served decision of each film: NORMAL, PNEUMONIA, UNCERTAIN or REFUSED."""
-    out = []
-    for i in range(0, len(canons), batch):
-        for a in predictor.analyze_arrays(list(canons[i:i + batch])):
-            out.append(a["decision"] if isinstance(a, dict) and a.get("decision") else "REFUSED")
-    return np.asarray(out)
-
-
-def share(hit: np.ndarray, among: np.ndarray | None = None) -> float | None:
-    among = np.ones(len(hit), bool) if among is None else among
-    return round(float(np.mean(hit[among])), 4) if among.any() else None
-
-
-def judge_set(predictor, canons: np.ndarray, masks: list, y: np.ndarray) -> dict:
-    """One set of films (y: 0 normal, 1 disease) through one model: the numbers above."""
-    clean = decisions(predictor, canons)
-    row = {"n_normal": int((y == 0).sum()), "n_disease": int((y == 1).sum()),
-           "clean": {"normal_called_normal": share(clean == "NORMAL", y == 0),
-                     "disease_called_pneumonia": share(clean == "PNEUMONIA", y == 1)}}
-    for s in STRENGTHS:
-        d = decisions(predictor, np.stack([opacity.whiten_lung(c, m, i % 2, s) for i, (c, m) in enumerate(zip(canons, masks))]))
-        row[f"white_{s}"] = {"normal_called_pneumonia": share(d == "PNEUMONIA", y == 0),
-                             "normal_uncertain": share(d == "UNCERTAIN", y == 0),
-                             "disease_stays": share(d == "PNEUMONIA", (y == 1) & (clean == "PNEUMONIA")),
-                             "answered": share(d != "REFUSED")}
-    n = np.flatnonzero(y == 0)
-    for name in non_opacity.EDITS if len(n) else ():
-        d = decisions(predictor, np.stack([non_opacity.edit(canons[i], masks[i], name, k % 2) for k, i in enumerate(n)]))
-        row[f"{name}_stays"] = share(d == "NORMAL", clean[n] == "NORMAL")
-    return row
 
 
 def opaque_share(canon: np.ndarray, mask: np.ndarray) -> float:

@@ -12,6 +12,7 @@ import numpy as np
 
 from pneumonia.config import EMBEDDED_MODEL_DIR, HUB_MODEL_REPO, METRICS_FILE
 from pneumonia.folder import ModelFolderError, read_config
+from pneumonia.serve.density import OpacityRule
 from pneumonia.serve.guard import OOD_FILE, OODGuard
 from pneumonia.serve.hub import HubError, fetch_model
 from pneumonia.serve.lung_view import LungReader
@@ -187,8 +188,10 @@ def load_folder(folder: str | Path, source: str, origin: str, revision: str | No
     if config.get("adult_reader") and population is not None and reader_forward is not None:
         adult_reader = AdultReader.load(folder / config["adult_reader"]["file"])
         population.blend = config["adult_reader"]["routing"]["routing"] == "blend"
+    rule = config.get("opacity_rule")
     predictor = Predictor(forward, head, config, revision, guard, reader, population,
-                          population_notice(config, metrics), subtypes, adult_reader, reader_forward)
+                          population_notice(config, metrics), subtypes, adult_reader, reader_forward,
+                          OpacityRule(**rule["rule"]) if rule and rule.get("shipped") else None)
     return ServedModel(predictor, folder, source, origin, revision, metrics)
 
 

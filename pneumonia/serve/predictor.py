@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from pneumonia.config import NO_LUNGS
+from pneumonia.serve.density import OpacityRule, lung_density
 from pneumonia.serve.guard import VERDICT, OODGuard
 from pneumonia.serve.heatmap import PREDICTED, for_display, linear_cam, overlay
 from pneumonia.serve.imaging import ImageError, canonical, grey_to_rgb, load_image
@@ -43,7 +44,7 @@ class Predictor:
                  guard: OODGuard | None = None, reader: LungReader | None = None,
                  population: Population | None = None, notice: str | None = None,
                  subtypes: Subtypes | None = None, adult_reader: AdultReader | None = None,
-                 reader_forward: Forward | None = None):
+                 reader_forward: Forward | None = None, opacity_rule: OpacityRule | None = None):
         self.forward = forward
         self.head = head
         self.config = config
@@ -51,6 +52,8 @@ class Predictor:
         self.population = population
         self.notice = notice
         self.subtypes = subtypes
+        # Lung density beside the classifier (rules.WHITE_RULE 8); None: the classifier alone.
+        self.opacity_rule = opacity_rule
         # The adult reader (rules.ADULT_RULE): its own network, run only for
         # the X-rays whose answer it has a share in.
         self.adult_reader = adult_reader if population is not None and reader_forward is not None else None
@@ -109,7 +112,8 @@ class Predictor:
         """`analyze_array` for many X-rays at once: one segmenter call and one
         classifier call for all (what an archive needs), each answer the same as
         alone. An X-ray without lungs gets its NoLungsError in its place."""
-        views, boxes, lungs, found = self.reader.read(np.stack([canonical(g) for g in greys]))
+        canons = np.stack([canonical(g) for g in greys])
+        views, boxes, lungs, found = self.reader.read(canons)
         read = np.flatnonzero(found)
         out: list[dict | ImageError] = [NoLungsError() for _ in greys]
         if len(read):
@@ -117,8 +121,8 @@ class Predictor:
             activations, pooled = self.forward(rgb)
             adult = self._read_adults(rgb, pooled)
             for k, i in enumerate(read):
-                out[i] = self._answer(greys[i], lungs[i], boxes[i], activations[k:k + 1], pooled[k:k + 1], target,
-                                      adult[k])
+                out[i] = self._answer(greys[i], canons[i], lungs[i], boxes[i], activations[k:k + 1], pooled[k:k + 1],
+                                      target, adult[k])
         return out
 
     def _read_adults(self, rgb: np.ndarray, pooled: np.ndarray) -> list[tuple | None]:
@@ -137,7 +141,7 @@ class Predictor:
                 out[k] = (float(share[k]), acts[j:j + 1], feats[j:j + 1])
         return out
 
-    def _answer(self, grey: np.ndarray, lung, box, activations: np.ndarray, pooled: np.ndarray,
+    def _answer(self, grey: np.ndarray, canon: np.ndarray, lung, box, activations: np.ndarray, pooled: np.ndarray,
                 target: int | str, adult: tuple | None = None) -> dict:
         """One X-ray's answer from its lungs and its classifier outputs (batch of one)."""
         h, w = grey.shape[:2]
@@ -168,6 +172,10 @@ class Predictor:
                 heads.append({"head": ANSWERED_BY["adult"], "share": float(share[0]),
                               "probability": float(head.probability(pooled)[0]), "threshold": head.threshold})
             cams = [(1.0, activations, weights[0])]
+        opacity = None
+        if self.opacity_rule is not None and lung is not None:
+            opacity = self.opacity_rule.judge(lung_density(canon, lung.mask))
+            p = max(p, opacity["probability"] or 0.0)
         decided = int(p >= threshold)
         # Can't tell: the adult reader answers (its share at least half) and P lies in its band.
         band = None
@@ -194,6 +202,7 @@ class Predictor:
             "threshold": threshold,
             "heads": heads,
             "band": band,
+            "opacity": opacity,
             "decision": "UNCERTAIN" if uncertain else self.classes[decided],
             "heatmap_class": heatmap_class,
             "lungs": lung_info,

@@ -20,33 +20,13 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from pneumonia.serve.density import lungs_of, mediastinum_grey  # noqa: F401 (re-exported: the painters' helpers)
+
 TRAIN_FAMILIES = ("consolidation", "effusion", "haze", "white_lung")
 HELD_OUT_FAMILY = "patchy"
 DESCRIPTION = ("synthetic opacities inside the true lungs, mask unchanged: lobar consolidation with "
                "air bronchograms, basal effusion with a meniscus, diffuse haze, one lung whitened to the "
                "mediastinum's grey; soft edges, low-frequency texture, detector noise and blur")
-
-
-def lungs_of(mask: np.ndarray) -> list[np.ndarray]:
-    """The mask's two largest components (bool), left to right in the image."""
-    n, labels, stats, cent = cv2.connectedComponentsWithStats(np.uint8(mask > 0), connectivity=8)
-    order = 1 + np.argsort(stats[1:, cv2.CC_STAT_AREA])[::-1][:2]
-    order = sorted(order, key=lambda c: cent[c][0])
-    return [labels == c for c in order]
-
-
-def mediastinum_grey(image: np.ndarray, mask: np.ndarray) -> float:
-    """The grey of the strip between the lungs (the whitest soft tissue a
-    consolidated lung reaches); the image's 85th percentile if there is none."""
-    lungs = lungs_of(mask)
-    if len(lungs) == 2:
-        right_edge = np.flatnonzero(lungs[0].any(0)).max()
-        left_edge = np.flatnonzero(lungs[1].any(0)).min()
-        rows = np.flatnonzero(mask.any(1))
-        if left_edge - right_edge > 4 and len(rows):
-            strip = image[rows.min():rows.max() + 1, right_edge + 1:left_edge]
-            return float(np.percentile(strip, 60))
-    return float(np.percentile(image, 85))
 
 
 def smooth_noise(shape: tuple[int, int], rng: np.random.Generator, cells: int) -> np.ndarray:
