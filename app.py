@@ -199,8 +199,14 @@ ANSWER_JS = """(d) => {
                 "adult reader": "the adult reader"};
   // Which head answered, with its own fixed threshold; two heads mixed by P(adult): both, in one sentence.
   const heads = (d.heads || []).filter(h => h.share >= 0.005);
+  const o = d.opacity;
   let why;
-  if (d.decision === "UNCERTAIN") {   // can't tell: the reader's band, fixed on validation
+  if (o && o.opaque) {   // the lung-density rule: measured on the film, beside what the models read
+    why = `One lung (${o.side}) is nearly as dense as the tissue between the lungs (density ` +
+      `${Math.max(...o.densities).toFixed(2)}; opaque from ${o.threshold.toFixed(2)}). Validation X-rays with a lung ` +
+      `that dense had the disease ${pc(o.probability)} of the time, so ${says} (the model alone: ` +
+      `${pc(o.model_probability)}), ${side} the threshold of ${t.toFixed(1)}%: ${answer}`;
+  } else if (d.decision === "UNCERTAIN") {   // can't tell: the reader's band, fixed on validation
     why = `${says} lies in the adult reader's can't-tell band, ${pc(d.band.low)} to ${pc(d.band.high)}: the ` +
       `band is fixed on validation X-rays so that the answers given outside it are right at least 90% of the ` +
       `time at every hospital, and inside it none is given.`;

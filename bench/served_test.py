@@ -92,6 +92,9 @@ def summarise(answers: list[dict | None], labels: np.ndarray) -> dict:
             "specificity": float(np.mean(~said[y == 0])), "roc_auc": float(roc_auc_score(y, p)),
             "ece_15": float(expected_calibration_error(y, p, 15)), "adult_head_share": float(np.mean(adult)),
             "adult_head_normal": int((adult & (y == 0)).sum()),
+            # The lung-density rule (rules.WHITE_RULE 8): films it found an opaque lung on, by class.
+            "opaque_lung": {c: int(sum(bool((a.get("opacity") or {}).get("opaque")) for a, t in zip(got, y) if t == k))
+                            for k, c in ((0, "normal"), (1, "pneumonia"))},
             # 95% intervals, resampling images (2,000 times); each at the threshold of the head that answered.
             "ci95": bootstrap_ci(y, p, thresholds)}
 
@@ -129,6 +132,9 @@ def main() -> None:
                                        for k in keys) + f" | {r['refused']} |")
     print("| goal | " + " | ".join(("<= " if k in ("ece_15", "adult_head_share") else ">= ") + str(GOALS[k])
                                    for k in keys) + " | |")
+    for m, r in results.items():
+        print(f"{m}: an opaque lung (the density rule) on {r['opaque_lung']['pneumonia']} pneumonias and "
+              f"{r['opaque_lung']['normal']} normals")
     base_name, base = next(iter(answers.items()))
     for m, a in list(answers.items())[1:]:
         both = [(x, y) for x, y in zip(base, a) if x and y and x.get("decision") and y.get("decision")]

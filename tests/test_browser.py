@@ -182,6 +182,31 @@ def test_the_answer_reads_one_way_on_both_sides_of_both_thresholds(browser, app_
     page.close()
 
 
+def test_an_opaque_lung_answer_says_the_density_rule_decided(browser, app_url):
+    """An answer the lung-density rule raised (rules.WHITE_RULE 8): the sentence
+    names the opaque side, its density and the rule's threshold, the rule's
+    probability and the model's own, and the decision; the gauge shows the answer's P."""
+    page = browser.new_page(viewport={"width": 390, "height": 844})
+    page.goto(app_url)
+    page.locator("#verdict").wait_for(state="attached", timeout=60_000)
+    d = {"answered": True, "refusal": None, "decision": "PNEUMONIA", "probability_pneumonia": 0.973,
+         "threshold": 0.708, "heads": heads(0.12, 0.708, 0.0), "heatmap_class": "PNEUMONIA",
+         "opacity": {"densities": [0.912, 0.331], "threshold": 0.75, "opaque": True, "side": "image left",
+                     "probability": 0.973, "model_probability": 0.12}}
+    html = page.evaluate(f"({app_js('ANSWER_JS')})({json.dumps(d)})")
+    page.evaluate("h => { document.querySelector('#verdict').innerHTML = h; }", html)
+    text = verdict_text(page)
+    assert text.startswith("PNEUMONIA")
+    names_only(text, "PNEUMONIA")
+    line = page.locator("#decision-line").inner_text()
+    for said in ("One lung (image left)", "density 0.91", "opaque from 0.75", "97.3% of the time",
+                 "P(PNEUMONIA) = 97.3%", "the model alone: 12.0%", "at or above the threshold of 70.8%"):
+        assert said in line, (said, line)
+    assert float(page.locator("#verdict .fill").evaluate("e => e.style.width").rstrip("%")) == pytest.approx(97.3)
+    no_horizontal_scroll(page)
+    page.close()
+
+
 @pytest.mark.parametrize("t", [0.02, 0.1, 0.177, 0.3, 0.5, 0.85, 0.98])
 def test_no_two_pieces_of_the_answer_overlap_on_a_phone(browser, app_url, t):
     """At 390 px, whatever the threshold (the label once ran into "0%" under 20%):

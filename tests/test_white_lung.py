@@ -77,3 +77,6 @@ def test_a_whitened_bundled_xray_is_not_called_normal_through_predict(app_url, s
             Image.fromarray(opacity.whiten_lung(canon, mask, side, strength)).save(path)
             _, _, d = client.predict(handle_file(str(path)), api_name="/predict")
             assert d["answered"] is True and d["decision"] != "NORMAL", (side, strength, d["probability_pneumonia"])
+            # The lung-density rule saw it (rules.WHITE_RULE 8), on the side whitened.
+            assert d["opacity"]["opaque"] and d["opacity"]["side"] == ("image left", "image right")[side]
+            assert d["probability_pneumonia"] >= d["opacity"]["probability"]

@@ -12,8 +12,8 @@ import csv
 import json
 from pathlib import Path
 
-CSV_FIELDS = ("file", "answered", "decision", "probability_pneumonia", "threshold", "answered_by", "reason",
-              "message", "pneumonia_type", "tuberculosis")
+CSV_FIELDS = ("file", "answered", "decision", "probability_pneumonia", "threshold", "answered_by", "opaque_lung",
+              "reason", "message", "pneumonia_type", "tuberculosis")
 
 
 def row(record: dict) -> dict:
@@ -22,7 +22,9 @@ def row(record: dict) -> dict:
     under = {k: (record.get(k) or {}).get("decision") for k in ("pneumonia_type", "tuberculosis")}
     return {"file": record["file"], "answered": record["answered"], "decision": record.get("decision"),
             "probability_pneumonia": record.get("probability_pneumonia"), "threshold": record.get("threshold"),
-            "answered_by": record.get("answered_by"), "reason": refusal.get("reason"),
+            "answered_by": record.get("answered_by"),
+            # The side of a lung the density rule found opaque (it raised the answer), else empty.
+            "opaque_lung": (record.get("opacity") or {}).get("side"), "reason": refusal.get("reason"),
             "message": refusal.get("message"), **under}
 
 

@@ -49,6 +49,9 @@ def white_lines(config: dict, metrics: dict) -> list[str]:
     if not cfg:
         return []
     lines = ["## A white lung is not NORMAL: opacity as evidence", "",
+             *rule_lines(config.get("opacity_rule")),
+             ("**The refit (steps 1-7), served in one revision and withdrawn by step 8.** " if
+              (config.get("opacity_rule") or {}).get("layer") == "before" else "") +
              "The Kermany children's pneumonias are mostly patchy; nothing in them told the model that a lung "
              "with no air in it is abnormal. The last layers (the children's and the adult reader's; the networks "
              "unchanged) were refitted with NORMAL training films given painted opacities (consolidation, "
@@ -88,3 +91,46 @@ def white_lines(config: dict, metrics: dict) -> list[str]:
                          f"surroundings {s['swap_surroundings_auc']:.3f} (goals >= 0.90, <= 0.65).")
         lines.append("")
     return lines + [f"Rule (written and committed before the run it judged): {WHITE_RULE}", ""]
+
+
+def _rule_row(name: str, r: dict) -> str:
+    w = [r[f"white_{k}"] for k in ("0.5", "0.85", "1.0")]
+    stays = " / ".join(_v(r.get(k + "_stays")) for k in ("darker_lung", "contrast", "rib_band"))
+    return (f"| {name} | {' / '.join(_v(x['normal_called_pneumonia']) for x in w)} "
+            f"| {' / '.join(_v(x['disease_stays']) for x in w[1:])} | {stays} "
+            f"| {r['auc']:.4f} | {r['clean']['normal_called_normal']:.3f} |")
+
+
+def rule_lines(rule: dict | None) -> list[str]:
+    """WHITE_RULE (8): the lung-density rule and the last layer chosen again with it (nothing without one)."""
+    if not rule:
+        return []
+    r, tops = rule["rule"], rule["percentile_99_5"]
+    worst = max(tops, key=tops.get)
+    chosen = {"before": "the last layer served before the refit (its threshold, temperature, routing and int8 "
+                        "judgement back); the refit described further down is no longer served",
+              "refit": "the refit described further down", None: "neither: nothing shipped"}[rule["layer"]]
+    lines = ["**Opacity measured on the film (served).** Each lung the lung finder finds has a *density*: where its "
+             "median grey sits between the lungs' darkest grey and the mediastinum's (about 0.3 for an aerated lung, "
+             "about 1 for a lung as dense as the tissue between the lungs); being a ratio of one film's greys, it does "
+             f"not move with contrast or brightness. A lung at or above **{r['threshold']:.2f}** is opaque: the "
+             f"largest 99.5th percentile of the validation normals of any set ({worst}, {tops[worst]:.2f}) plus "
+             f"0.10 for hospitals not seen. Of the {r['n']} validation films with a lung that dense, {r['k']} had the "
+             f"disease, so an opaque film's P(PNEUMONIA) is at least (k + 1) / (n + 2) = **{r['probability']:.3f}**, "
+             "and the answer says the rule decided. This rule (WHITE_RULE step 8) was written after the refit's test "
+             "numbers below had been read (it had lost accuracy, specificity and calibration on this hospital's test "
+             f"split): disclosed. With it, the children's last layer was chosen again on validation: {chosen}.", "",
+             "| validation children, with the rule | whitened normal -> PNEUMONIA 50% / 85% / 100% | disease stays "
+             "85% / 100% | normals stay NORMAL: darker lung / contrast / rib band | ROC AUC | specificity |",
+             "|---|---|---|---|---|---|"]
+    names = {"before": "layer before the refit", "refit": "refitted layer"}
+    lines += [_rule_row(names[k] + (" (**chosen**)" if k == rule["layer"] else ""), v) for k, v in rule["children"].items()]
+    adults = rule.get("adults") or {}
+    if adults:
+        lines += ["", "| adults' validation part, with the rule | normal / opacity films | whitened normal -> "
+                  "PNEUMONIA 50% / 85% / 100% | normals called NORMAL without / with the rule |", "|---|---|---|---|"]
+        for src, a in adults.items():
+            w = " / ".join(_v(a[f"white_{k}"]["normal_called_pneumonia"]) for k in ("0.5", "0.85", "1.0"))
+            lines.append(f"| {src} | {a['n_normal']} / {a['n_disease']} | {w if a['n_normal'] else '-'} "
+                         f"| {_v(a['specificity_without_rule'])} / {_v(a['clean']['normal_called_normal'])} |")
+    return lines + [""]

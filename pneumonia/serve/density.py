@@ -55,6 +55,14 @@ def lung_density(image: np.ndarray, mask: np.ndarray) -> list[float]:
     return [round((float(np.median(image[lung])) - dark) / span, 4) for lung in lungs]
 
 
+def opaque_map(mask: np.ndarray, side: str, region: tuple[int, int, int, int], cells: int) -> np.ndarray:
+    """The opaque lung as the answer's map: (cells, cells) over the box the
+    classifier read, each cell the share of it inside that lung."""
+    x0, y0, x1, y1 = region
+    lung = lungs_of(mask)[SIDES.index(side)][y0:y1, x0:x1].astype(np.float32)
+    return cv2.resize(lung, (cells, cells), interpolation=cv2.INTER_AREA)
+
+
 @dataclass
 class OpacityRule:
     """Density >= threshold in either lung: P(PNEUMONIA) at least `probability`

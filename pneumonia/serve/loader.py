@@ -67,6 +67,12 @@ class ServedModel:
             f"({cfg.get('threshold_rule', '')}); temperature {cfg['temperature']:.3f}"
             + (self._adults() if cfg.get("population") else "."),
         ]
+        rule = self.predictor.opacity_rule
+        if rule is not None:
+            lines += ["", f"**Opaque lung**: a lung whose density (its median grey between the lungs' darkest and "
+                          f"the mediastinum's grey) reaches {rule.threshold:.2f} is opaque, and the answer's "
+                          f"P(PNEUMONIA) is then at least {rule.probability:.3f}: {rule.k} of the {rule.n} "
+                          "validation X-rays with a lung that dense had the disease."]
         rt = self.predictor.runtime
         if rt:
             times = "; ".join(f"{k} {v['alone_ms']:.0f} ms alone, {v['batched_ms_per_image']:.0f} ms an image in a batch"

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from pneumonia.config import NO_LUNGS
-from pneumonia.serve.density import OpacityRule, lung_density
+from pneumonia.serve.density import OpacityRule, lung_density, opaque_map
 from pneumonia.serve.guard import VERDICT, OODGuard
 from pneumonia.serve.heatmap import PREDICTED, for_display, linear_cam, overlay
 from pneumonia.serve.imaging import ImageError, canonical, grey_to_rgb, load_image
@@ -52,8 +52,7 @@ class Predictor:
         self.population = population
         self.notice = notice
         self.subtypes = subtypes
-        # Lung density beside the classifier (rules.WHITE_RULE 8); None: the classifier alone.
-        self.opacity_rule = opacity_rule
+        self.opacity_rule = opacity_rule   # lung density beside the classifier (rules.WHITE_RULE 8)
         # The adult reader (rules.ADULT_RULE): its own network, run only for
         # the X-rays whose answer it has a share in.
         self.adult_reader = adult_reader if population is not None and reader_forward is not None else None
@@ -172,10 +171,9 @@ class Predictor:
                 heads.append({"head": ANSWERED_BY["adult"], "share": float(share[0]),
                               "probability": float(head.probability(pooled)[0]), "threshold": head.threshold})
             cams = [(1.0, activations, weights[0])]
-        opacity = None
-        if self.opacity_rule is not None and lung is not None:
-            opacity = self.opacity_rule.judge(lung_density(canon, lung.mask))
-            p = max(p, opacity["probability"] or 0.0)
+        opacity = None if self.opacity_rule is None or lung is None else (
+            self.opacity_rule.judge(lung_density(canon, lung.mask)) | {"model_probability": p})
+        p = max(p, (opacity or {}).get("probability") or 0.0)
         decided = int(p >= threshold)
         # Can't tell: the adult reader answers (its share at least half) and P lies in its band.
         band = None
@@ -194,6 +192,10 @@ class Predictor:
             # Each network's map of the class, weighed by its share (one network: its map).
             cam = sum(share * linear_cam(acts, w, np.array([explained == 1]))[0] for share, acts, w in cams)
             heatmap_class = self.classes[explained]
+            if target == PREDICTED and opacity and opacity["opaque"] and opacity["model_probability"] < threshold:
+                # The density rule decided, not the networks: its evidence is the opaque lung.
+                cam = opaque_map(lung.mask, opacity["side"], box.pixels(*lung.mask.shape[::-1]), len(cam))
+                heatmap_class = "opaque lung"
         result = {
             "refusal": None,
             **who,

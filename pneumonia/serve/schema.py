@@ -58,6 +58,18 @@ DETAILS_SCHEMA = {
             "threshold": {**_NUMBER, "description": "its own fixed threshold"}}}},
             "each head that could answer, with its share: probability_pneumonia and threshold are the "
             "share-weighted sums of theirs"),
+        "opacity": _nullable({"type": "object", "properties": {
+            "densities": {"type": "array", "items": _NUMBER,
+                          "description": "each lung's density, the image's left first: where its median grey sits "
+                                         "between the lungs' darkest and the mediastinum's grey (about 0.3 aerated, "
+                                         "about 1 as dense as the mediastinum)"},
+            "threshold": {**_NUMBER, "description": "a lung at or above it is opaque (fixed on validation)"},
+            "opaque": {**_BOOL, "description": "a lung reaches the threshold"},
+            "side": _nullable({"type": "string", "enum": ["image left", "image right"]}, "the opaque lung"),
+            "probability": _nullable(_NUMBER, "the share of validation X-rays with a lung that dense that had the "
+                                              "disease: probability_pneumonia is at least this (null when not opaque)"),
+            "model_probability": {**_NUMBER, "description": "P(PNEUMONIA) of the head(s) alone, before the rule"}}},
+            "the lung-density rule beside the classifier (null where the model has none or no lungs were read)"),
         "answered_by": _nullable({"type": "string", "enum": ["children's head", "adult head", "both heads, blended",
                                                              "adult reader",
                                                              "children's model and adult reader, blended"]},
@@ -71,8 +83,9 @@ DETAILS_SCHEMA = {
         "ood_score": _nullable(_NUMBER, "the guard's out-of-distribution score"),
         "ood_threshold": _nullable(_NUMBER, "scores above this are refused"),
         "heatmap_class": _nullable({"type": "string", "enum": ["NORMAL", "PNEUMONIA", "bacterial",
-                                                               "tuberculosis signs"]},
-                                   "the class the Grad-CAM map explains"),
+                                                               "tuberculosis signs", "opaque lung"]},
+                                   "the class the Grad-CAM map explains; \"opaque lung\" where the lung-density "
+                                   "rule decided: the map is then that lung"),
         "heatmap": _nullable({"type": "object", "properties": {
             "grid": {"type": "array", "items": {"type": "array", "items": {"type": "number"}},
                      "description": "7x7 Grad-CAM cells in [0, 1], row 0 at the top"},

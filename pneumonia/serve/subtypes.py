@@ -92,6 +92,12 @@ def _given(head: LinearHead, pooled: np.ndarray, yes: str, no: str, name: str, m
             "head": name, "reason": None, "measured": measured}
 
 
+def opacity_decided(answer: dict) -> bool:
+    """PNEUMONIA because the lung-density rule found an opaque lung, the networks alone below the threshold."""
+    o = answer.get("opacity") or {}
+    return bool(o.get("opaque")) and o["model_probability"] < answer["threshold"]
+
+
 def describe(subtypes: "Subtypes | None", pooled: np.ndarray | None, answer: dict,
              reader_pooled: np.ndarray | None = None) -> dict:
     """`pneumonia_type` and `tuberculosis` for one answer (a Predictor result):
@@ -108,6 +114,8 @@ def describe(subtypes: "Subtypes | None", pooled: np.ndarray | None, answer: dic
         out["pneumonia_type"] = _not_given("offered for children only (it learnt from children's X-rays)")
     elif answer["decision"] != "PNEUMONIA":
         out["pneumonia_type"] = _not_given("offered only when the answer is PNEUMONIA")
+    elif opacity_decided(answer):
+        out["pneumonia_type"] = _not_given("the answer is the lung-density rule's, not the network's reading")
     else:
         out["pneumonia_type"] = _given(subtypes.bacterial, pooled, "bacterial", "viral", "bacterial/viral head",
                                        subtypes.measured.get("bacterial", ""))

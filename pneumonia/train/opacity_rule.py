@@ -145,10 +145,13 @@ def main(argv: list[str] | None = None) -> int:
     if shipped and chosen == "before":
         shutil.copy(before / "head.npz", folder / "head.npz")
         old = layers["before"][1]
-        config["white_lung"]["withdrawn_by_step_8"] = {k: config[k] for k in ("threshold", "temperature")}
+        # The refit's operating point, int8 judgement and routing are kept as its record.
+        config["white_lung"]["withdrawn_by_step_8"] = {
+            "threshold": config["threshold"], "temperature": config["temperature"],
+            "int8": config["runtime"]["int8"], "routing": config["adult_reader"]["routing"]}
         for key in ("threshold", "temperature"):
             config[key] = old[key]
-        config["runtime"]["int8"]["passed"] = old["runtime"]["int8"]["passed"]
+        config["runtime"]["int8"] = old["runtime"]["int8"]
         config["adult_reader"]["routing"] = old["adult_reader"]["routing"]
     (folder / CONFIG_FILE).write_text(json.dumps(config, indent=2) + "\n")
     return 0
