@@ -41,10 +41,19 @@ def test_shipped_folder_is_complete():
     assert config["lungs"]["variant"] in ("crop", "crop+mask", "crop+blur") and (MODEL_DIR / config["lungs"]["file"]).is_file()
     # Chosen by the rule written before the runs (validation composites only).
     assert config["selection"]["rule"].startswith("Validation only")
-    # The served last layer is the one WHITE_RULE chose on validation, with its own operating point.
+    # The served last layer is the one WHITE_RULE chose on validation, with its own operating point:
+    # step 8 chose again, with the lung-density rule, between the refit (steps 1-7) and the layer before.
     chosen = config["white_lung"]["children"]["chosen"]
     assert chosen["eligible"] and chosen["meets"] and chosen["share"] > 0
-    assert (chosen["threshold"], chosen["temperature"]) == (config["threshold"], config["temperature"])
+    rule = config["opacity_rule"]
+    assert rule["shipped"] and rule["children"][rule["layer"]]["meets"]
+    assert rule["children"][rule["layer"]]["auc"] == max(r["auc"] for r in rule["children"].values() if r["meets"])
+    refit = (chosen["threshold"], chosen["temperature"])
+    if rule["layer"] == "refit":
+        assert refit == (config["threshold"], config["temperature"])
+    else:   # the refit's operating point kept as its record; the one before served again
+        withdrawn = config["white_lung"]["withdrawn_by_step_8"]
+        assert (withdrawn["threshold"], withdrawn["temperature"]) == refit != (config["threshold"], config["temperature"])
     metrics = json.loads((MODEL_DIR / "metrics.json").read_text())
     assert metrics["n"] + metrics["without_lungs"] == 624 and metrics["split"] == "test"
     assert {"test", "validation"} <= set(metrics["validity"]) and metrics["adult_transfer"]["served"]["n"] > 100

@@ -30,10 +30,11 @@ def lungs_of(mask: np.ndarray) -> list[np.ndarray]:
     return [labels == c for c in order]
 
 
-def mediastinum_grey(image: np.ndarray, mask: np.ndarray) -> float:
+def mediastinum_grey(image: np.ndarray, mask: np.ndarray, lungs: list[np.ndarray] | None = None) -> float:
     """The grey of the strip between the lungs (the whitest soft tissue a
-    consolidated lung reaches); the image's 85th percentile if there is none."""
-    lungs = lungs_of(mask)
+    consolidated lung reaches); the image's 85th percentile if there is none.
+    `lungs`: `lungs_of(mask)` where the caller has it."""
+    lungs = lungs_of(mask) if lungs is None else lungs
     if len(lungs) == 2:
         right_edge = np.flatnonzero(lungs[0].any(0)).max()
         left_edge = np.flatnonzero(lungs[1].any(0)).min()
@@ -48,10 +49,10 @@ def lung_density(image: np.ndarray, mask: np.ndarray) -> list[float]:
     """Each lung's density (left to right in the image) on a canonical (224, 224)
     uint8 film and its lung mask; empty without lungs."""
     lungs = lungs_of(mask)
-    if not lungs or not (mask > 0).any():
+    if not lungs:
         return []
     dark = float(np.percentile(image[mask > 0], 5))
-    span = max(mediastinum_grey(image, mask) - dark, 1.0)
+    span = max(mediastinum_grey(image, mask, lungs) - dark, 1.0)
     return [round((float(np.median(image[lung])) - dark) / span, 4) for lung in lungs]
 
 

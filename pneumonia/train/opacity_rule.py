@@ -42,7 +42,8 @@ def validation_sets(args, config: dict) -> dict[str, tuple[np.ndarray, np.ndarra
     """{set: (canons, labels 0/1)}: the children's validation part, each adult source's validation part."""
     tr = config["training"]
     split = data.load_train_split(args.data, config["data"].get("limit_per_class"), tr["seed"], tr["val_fraction"])
-    films = load_films(args.adults, args.hospitals, args.more, config["adult_reader"]["training"]["seed"])
+    films = load_films(args.adults, args.hospitals, args.more,
+                       config.get("adult_reader", {}).get("training", {}).get("seed", 0))
     sets = {"children": (split.images[split.val_idx], split.labels[split.val_idx])}
     for src in dict.fromkeys(NORMAL_SOURCES + OPACITY_SOURCES):
         labels = tuple(k for k, among in ((NORMAL, NORMAL_SOURCES), (OPACITY, OPACITY_SOURCES)) if src in among)
@@ -146,13 +147,14 @@ def main(argv: list[str] | None = None) -> int:
         shutil.copy(before / "head.npz", folder / "head.npz")
         old = layers["before"][1]
         # The refit's operating point, int8 judgement and routing are kept as its record.
-        config["white_lung"]["withdrawn_by_step_8"] = {
+        config.setdefault("white_lung", {})["withdrawn_by_step_8"] = {
             "threshold": config["threshold"], "temperature": config["temperature"],
-            "int8": config["runtime"]["int8"], "routing": config["adult_reader"]["routing"]}
+            "int8": config.get("runtime", {}).get("int8"), "routing": config.get("adult_reader", {}).get("routing")}
         for key in ("threshold", "temperature"):
             config[key] = old[key]
-        config["runtime"]["int8"] = old["runtime"]["int8"]
-        config["adult_reader"]["routing"] = old["adult_reader"]["routing"]
+        for section, key in (("runtime", "int8"), ("adult_reader", "routing")):
+            if key in old.get(section, {}):
+                config[section][key] = old[section][key]
     (folder / CONFIG_FILE).write_text(json.dumps(config, indent=2) + "\n")
     return 0
 
