@@ -17,7 +17,7 @@ from pneumonia.serve.heatmap import PREDICTED, for_display, linear_cam, overlay
 from pneumonia.serve.imaging import ImageError, canonical, grey_to_rgb, load_image
 from pneumonia.serve.lung_view import LungReader, mask_to_image, outline_polygons, to_image
 from pneumonia.serve.routing import ANSWERED_BY, AdultReader, LinearHead, Population, answer, reader_share
-from pneumonia.serve.subtypes import Subtypes, describe
+from pneumonia.serve.subtypes import Subtypes, describe, opacity_decided
 
 # Heatmap targets besides the classes: a head under the answer (a Subtypes attribute) -> the class it explains.
 SUBTYPE_TARGETS = {"bacterial": "bacterial", "tuberculosis": "tuberculosis signs"}
@@ -192,7 +192,7 @@ class Predictor:
             # Each network's map of the class, weighed by its share (one network: its map).
             cam = sum(share * linear_cam(acts, w, np.array([explained == 1]))[0] for share, acts, w in cams)
             heatmap_class = self.classes[explained]
-            if target == PREDICTED and opacity and opacity["opaque"] and opacity["model_probability"] < threshold:
+            if target == PREDICTED and opacity_decided({"opacity": opacity, "threshold": threshold}):
                 # The density rule decided, not the networks: its evidence is the opaque lung.
                 cam = opaque_map(lung.mask, opacity["side"], box.pixels(*lung.mask.shape[::-1]), len(cam))
                 heatmap_class = "opaque lung"
