@@ -103,18 +103,16 @@ def main(argv: list[str] | None = None) -> int:
     print(json.dumps({"rule": rule.as_dict(), **table}, indent=1), flush=True)
     reader = predictor.adult_reader
     need = max(reader.head.threshold, reader.high) if reader is not None else 0.0
-    predictor.opacity_rule = rule
     layers = {"refit": layer(folder), "before": layer(before)}
-    predictor.opacity_rule = None
-    served = judge_layer(predictor, layers["before"][0], (found["children"][0], found["children"][1][:0], found["children"][2]),
-                         clean_only=True)
+    predictor.opacity_rule = None   # a folder loaded with a rule is judged without it first
+    served = judge_layer(predictor, layers["before"][0], found["children"], clean_only=True)
     predictor.opacity_rule = rule
     rows = {}
     for name, (head, _) in layers.items():
         rows[name] = judge_layer(predictor, head, found["children"])
         rows[name]["rule_probability_covers"] = rule.probability >= max(need, head.threshold)
         rows[name]["specificity_holds"] = rows[name]["specificity"] >= served["specificity"] - CONDITIONS["specificity_drop"]
-        rows[name]["meets"] = all((meets(rows[name], CONDITIONS), rows[name]["rule_probability_covers"],
+        rows[name]["meets"] = all((meets(rows[name]), rows[name]["rule_probability_covers"],
                                    rows[name]["specificity_holds"]))
         print(name, json.dumps(rows[name]), flush=True)
     ok = [n for n in rows if rows[n]["meets"]]

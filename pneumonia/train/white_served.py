@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from pneumonia.train import non_opacity, opacity
+from pneumonia.train import non_opacity, opacity, white_conditions
+from pneumonia.train.painted_features import WHITE_STRENGTHS
 
 STRENGTHS = (0.5, 0.85, 1.0)
 
@@ -53,11 +54,10 @@ def judge_set(predictor, canons: np.ndarray, masks: list, y: np.ndarray, clean: 
     return row
 
 
-def meets(row: dict, conditions: dict) -> bool:
-    """WHITE_RULE (5) on a `judge_set` row: the whitened normals at 85% and 100%,
-    the disease staying, each non-opacity (a set without those films meets nothing)."""
-    keys = [(f"white_{s}", "normal_called_pneumonia", "white_normal") for s in STRENGTHS[1:]]
-    keys += [(f"white_{s}", "disease_stays", "white_disease_stays") for s in STRENGTHS[1:]]
-    values = [(row[a][b], conditions[c]) for a, b, c in keys]
-    values += [(row[f"{name}_stays"], conditions["non_opacity_stays"]) for name in non_opacity.EDITS]
-    return all(v is not None and v >= bound for v, bound in values)
+def meets(row: dict) -> bool:
+    """WHITE_RULE (5) on a `judge_set` row: its numbers in `white_conditions.meets`'
+    table (the whitened normals and the disease staying at 85% and 100%, each
+    non-opacity; a number not measured meets nothing)."""
+    table = {f"{name}_{s}": row[f"white_{s}"][key] for s in WHITE_STRENGTHS
+             for name, key in (("white_normal", "normal_called_pneumonia"), ("white_disease_stays", "disease_stays"))}
+    return white_conditions.meets(table | {f"{name}_stays": row.get(f"{name}_stays") for name in non_opacity.EDITS})
