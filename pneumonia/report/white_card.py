@@ -49,7 +49,7 @@ def white_lines(config: dict, metrics: dict) -> list[str]:
     if not cfg:
         return []
     lines = ["## A white lung is not NORMAL: opacity as evidence", "",
-             *rule_lines(config.get("opacity_rule")),
+             *rule_lines(config.get("opacity_rule")), *overlay_lines(cfg.get("reader_overlays")),
              ("**The refit (steps 1-7), served in one revision and withdrawn by step 8.** " if
               (config.get("opacity_rule") or {}).get("layer") == "before" else "") +
              "The Kermany children's pneumonias are mostly patchy; nothing in them told the model that a lung "
@@ -134,3 +134,42 @@ def rule_lines(rule: dict | None) -> list[str]:
             lines.append(f"| {src} | {a['n_normal']} / {a['n_disease']} | {w if a['n_normal'] else '-'} "
                          f"| {_v(a['specificity_without_rule'])} / {_v(a['clean']['normal_called_normal'])} |")
     return lines + [""]
+
+
+def _stays(st: dict) -> str:
+    return " / ".join(_v(st.get(k)) for k in ("darker_lung", "contrast", "rib_band"))
+
+
+def overlay_lines(r: dict | None) -> list[str]:
+    """WHITE_RULE (9): the adult reader's last layer refitted with label-kept overlays (nothing without a record)."""
+    if not r:
+        return []
+    lines = ["**The adult reader and bright structures (step 9).** A bright band across a normal adult's lungs (a "
+             "rib's shadow) moved the adult reader's answers from NORMAL into can't tell. Its last layer was refitted "
+             "(the network unchanged) with one more view of every fit film, of both classes, its label kept: oblique "
+             "bright bands inside one lung and thin curved lines (tubes, leads) across the film; the check's "
+             "horizontal band was never drawn. Validation (the reader alone; of Shenzhen, Montgomery and JSRT "
+             "normals called NORMAL, the share still NORMAL under each non-opacity):", "",
+             "| adult reader's last layer | overlays' share, C | worst source (ADULT_RULE 3) | answered "
+             "| stay NORMAL: darker lung / contrast / rib band |", "|---|---|---|---|---|",
+             f"| served before | - | {r['served']['score']:.3f} | {r['served']['answered']:.2f} "
+             f"| {_stays(r['served']['stays'])} |"]
+    for c in r["candidates"]:
+        mark = " (**chosen**)" if r["chosen"] and (c["share"], c["C"]) == (r["chosen"]["share"], r["chosen"]["C"]) else ""
+        lines.append(f"| refit{mark} | {c['share']}, {c['C']} | {c['score']:.3f} | {c['answered']:.2f} "
+                     f"| {_stays(c['stays'])} |")
+    lines += ["", "Through the served path on those validation normals (the density rule on; whitened 50% / 85% / "
+              "100% called PNEUMONIA, answered, non-opacities stay NORMAL):", ""]
+    for name, row in [("served before", r["served_path"])] + [
+            (f"refit {c['share']}, {c['C']}", c["served_path"]) for c in r["candidates"] if c.get("served_path")]:
+        w = [row[f"white_{k}"] for k in ("0.5", "0.85", "1.0")]
+        lines.append(f"- {name}: {' / '.join(_v(x['normal_called_pneumonia']) for x in w)}; answered "
+                     f"{' / '.join(_v(x['answered']) for x in w)}; "
+                     f"{_stays({k: row.get(k + '_stays') for k in ('darker_lung', 'contrast', 'rib_band')})}"
+                     f"{' (meets)' if row.get('meets') else ''}")
+    verdict = ("none met every condition: the reader's last layer is unchanged" if not r["chosen"] else
+               f"served: share {r['chosen']['share']}, C {r['chosen']['C']} (threshold {r['chosen']['threshold']:.3f}, "
+               f"temperature {r['chosen']['temperature']:.3f}, can't tell [{r['chosen']['low']:.3f}, "
+               f"{r['chosen']['high']:.3f}), routing {r['chosen']['routing']['routing']})")
+    return lines + ["", f"Step 9 was written after the report parts' rib-band number had been read (disclosed). "
+                        f"Result: {verdict}.", ""]

@@ -105,6 +105,32 @@ def children(g, served: tuple) -> dict:
     return choose(before, rows, "auc")
 
 
+def logit_point(lv: np.ndarray, stressed: np.ndarray, y: np.ndarray, s: np.ndarray, scored: dict
+                ) -> tuple[float, float, dict]:
+    """(temperature, threshold, band) of validation logits by the served rules for adults: the temperature
+    on validation plus one stressed copy, ADULT_RULE (3)'s worst-source threshold, (5)'s band."""
+    t = fit_temperature(np.r_[lv, stressed], np.tile(y, 2))
+    thr = float(sigmoid(scored["threshold"] / t))
+    return t, thr, uncertain.choose_band(sigmoid(lv / t), y, s, thr)
+
+
+def adult_point(g, w: np.ndarray, b: float, reader: AdultReader | None = None) -> tuple[Decide, dict]:
+    """A reader's last layer with its operating point on the adults' validation features:
+    ADULT_RULE (3)'s worst-source threshold, the temperature on validation plus one stressed
+    copy, (5)'s band (or `reader`'s own); (decisions, the worst-source score)."""
+    y, s = g["ay_val"], g["as_val"]
+    lv = g["a_val"] @ w + b
+    scored = worst_source.score(lv, y, s)
+    band = None
+    if reader is None:
+        t, thr, band = logit_point(lv, g["a_stressed"] @ w + b, y, s, scored)
+        reader = AdultReader(LinearHead(w, b, t, thr), band["low"], band["high"])
+    h = reader.head
+    d = Decide(h.w, h.b, h.temperature, h.threshold, reader.low, reader.high)
+    d.band = band
+    return d, scored
+
+
 def adults(g, served: AdultReader) -> dict:
     """WHITE_RULE for the adult reader's last layer."""
     y, s = g["ay_val"], g["as_val"]
@@ -112,18 +138,9 @@ def adults(g, served: AdultReader) -> dict:
     whitened_normal = np.isin(s, WHITENED_ADULT_SOURCES)
 
     def judge(settings, w, b, reader: AdultReader | None = None):
-        lv = g["a_val"] @ w + b
-        scored = worst_source.score(lv, y, s)
-        if reader is None:
-            t = fit_temperature(np.r_[lv, g["a_stressed"] @ w + b], np.tile(y, 2))
-            thr = float(sigmoid(scored["threshold"] / t))
-            band = uncertain.choose_band(sigmoid(lv / t), y, s, thr)
-            reader = AdultReader(LinearHead(w, b, t, thr), band["low"], band["high"])
-        h = reader.head
-        d = Decide(h.w, h.b, h.temperature, h.threshold, reader.low, reader.high)
-        d.band = band if settings.get("share") is not None else None
-        row = {**settings, "temperature": float(h.temperature), "threshold": float(h.threshold), "low": reader.low,
-               "high": reader.high, "score": scored["score"], "where": scored["where"],
+        d, scored = adult_point(g, w, b, reader)
+        row = {**settings, "temperature": float(d.t), "threshold": float(d.thr), "low": d.low,
+               "high": d.high, "score": scored["score"], "where": scored["where"],
                "answered": float(np.mean(d.pneumonia(g["a_val"]) | d.normal(g["a_val"]))),
                "edits": edits(g, "av", d, g["a_val"], y, whitened_normal)}
         return row, d

@@ -167,7 +167,6 @@ def augmented(read: Callable, net: Network, canons: np.ndarray, masks: list[np.n
 
 def gather_augmented(folder: str | Path, data_dir: str, adult_dirs: tuple[str, str, str]) -> dict[str, np.ndarray]:
     """The augmented fit sets of children (k) and adults (a), aligned with `gather`'s fit rows."""
-    from pneumonia.train.adult_sources import load_films
     from pneumonia.train.cli import log
     folder = Path(folder)
     config = read_config(folder)
@@ -183,14 +182,23 @@ def gather_augmented(folder: str | Path, data_dir: str, adult_dirs: tuple[str, s
     g["k_aug_y"] = split.labels[fit]
     log(f"Children: augmented views of {len(fit)} fit films and their painted normals read")
     aseed = config["adult_reader"]["training"]["seed"]
-    films = load_films(*adult_dirs, aseed)
+    canons, masks, y, sources = adult_fit_films(lungs, adult_dirs, aseed)
+    reader = Network(folder / READER_IR, "f32")
+    g.update({"a" + k[1:]: v for k, v in augmented(lungs.read, reader, canons, masks, y == 0,
+                                                   site_augment.site_views, [aseed, AUGMENT_SEED, 2]).items()})
+    g["a_aug_y"], g["a_aug_sources"] = y, sources
+    log(f"Adults: augmented views of {len(y)} fit films and their painted normals read")
+    return g
+
+
+def adult_fit_films(lungs: LungReader, adult_dirs: tuple[str, str, str], seed: int
+                    ) -> tuple[np.ndarray, list[np.ndarray], np.ndarray, np.ndarray]:
+    """The adults' two-class fit films whose lungs are found, in `adults`' order:
+    (canonical images, lung masks, labels, sources)."""
+    from pneumonia.train.adult_sources import load_films
+    films = load_films(*adult_dirs, seed)
     rows = films.rows("fit", labels=(0, 1))
     _, _, found_lungs, found = lungs.read(films.canons[rows])
     rows = rows[found]
-    masks = [l.mask for l, ok in zip(found_lungs, found) if ok]
-    reader = Network(folder / READER_IR, "f32")
-    g.update({"a" + k[1:]: v for k, v in augmented(lungs.read, reader, films.canons[rows], masks, films.labels[rows] == 0,
-                                                   site_augment.site_views, [aseed, AUGMENT_SEED, 2]).items()})
-    g["a_aug_y"], g["a_aug_sources"] = films.labels[rows], films.sources[rows].astype(str)
-    log(f"Adults: augmented views of {len(rows)} fit films and their painted normals read")
-    return g
+    return (films.canons[rows], [l.mask for l, ok in zip(found_lungs, found) if ok], films.labels[rows],
+            films.sources[rows].astype(str))
