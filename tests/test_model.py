@@ -1,5 +1,6 @@
 import keras
 import numpy as np
+import pytest
 
 from pneumonia.train import model as models
 from pneumonia.config import LAST_CONV_LAYER
@@ -27,10 +28,12 @@ def test_preprocessing_layer_matches_keras_resnet50():
     np.testing.assert_allclose(ours, ref, atol=1e-4)
 
 
-def test_top_model_equals_full_model(untrained_model):
+@pytest.mark.parametrize("cache_layer", [models.CACHE_LAYER, "conv5_block2_out"])
+def test_top_model_equals_full_model(untrained_model, cache_layer):
+    # From a stage's end, or from inside a stage (the adult reader's last block alone, WHITE_RULE 10).
     x = np.random.default_rng(1).uniform(0, 255, (2, 224, 224, 3)).astype(np.float32)
-    cached, _ = models.feature_model(untrained_model)(x)
-    top = models.top_model(untrained_model)
+    cached, _ = models.feature_model(untrained_model, cache_layer)(x)
+    top = models.top_model(untrained_model, cache_layer)
     np.testing.assert_allclose(top(cached).numpy(), untrained_model(x).numpy(), rtol=1e-4, atol=1e-4)
 
 

@@ -100,12 +100,13 @@ def _block(model: keras.Model, x, name: str, first: bool):
 def top_model(model: keras.Model, cache_layer: str = CACHE_LAYER) -> keras.Model:
     """Cached activations -> logit, sharing `model`'s layers (training one
     trains the other). Lets fine-tuning skip the frozen stages' forward pass."""
-    stage = cache_layer.split("_")[0]
+    stage, block = cache_layer.split("_")[:2]   # a stage's last block, or one inside it
     stages = list(STAGES)
     inputs = keras.Input(model.get_layer(cache_layer).output.shape[1:], name="cached")
     x = inputs
-    for name in stages[stages.index(stage) + 1:]:
-        for b in range(1, STAGES[name] + 1):
+    for name in stages[stages.index(stage):]:
+        first = int(block[len("block"):]) + 1 if name == stage else 1
+        for b in range(first, STAGES[name] + 1):
             x = _block(model, x, f"{name}_block{b}", first=b == 1)
     for layer in ("avg_pool", "dropout", "logit"):
         x = model.get_layer(layer)(x)
