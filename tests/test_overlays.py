@@ -73,3 +73,38 @@ def test_served_conditions_need_the_whitened_lung_answered_and_every_non_opacity
     assert not reader_overlays.served_meets(served_row(0.89, 0.97, 0.99))    # whitened not called
     assert not reader_overlays.served_meets(served_row(0.95, 0.90, 0.99))    # too many refused
     assert not reader_overlays.served_meets(served_row(0.95, 0.97, None))    # not measured
+
+
+def synthetic_cache(n: int = 24, seed: int = 0) -> dict:
+    """Activations at the reader's last block's input for a few fit and validation films."""
+    rng = np.random.default_rng(seed)
+    acts = lambda k: rng.normal(0.5, 0.5, (k, 7, 7, 2048)).clip(0).astype(np.float16)   # noqa: E731
+    y = np.arange(n) % 2
+    s = np.where(np.arange(n) % 4 < 2, "rsna", "nih")
+    three = np.arange(0, n, 4)           # validation normals standing for Shenzhen, Montgomery, JSRT
+    fit = acts(n)
+    c = {"fit": fit, "overlaid": (fit + acts(n) * 0.2).astype(np.float16), "overlaid_found": np.ones(n, bool),
+         "y_fit": y, "s_fit": s, "val": acts(n), "y_val": y, "s_val": s, "stressed": acts(n), "three": three}
+    for name in ("darker_lung", "contrast", "rib_band"):
+        c[f"edit_{name}"], c[f"edit_{name}_found"] = acts(len(three)), np.ones(len(three), bool)
+    return c
+
+
+def test_paired_fine_tuning_trains_the_last_block_and_judges_every_epoch(untrained_model):
+    import keras
+    from pneumonia.train import reader_consistency as rc
+    net = keras.models.clone_model(untrained_model)
+    net.set_weights(untrained_model.get_weights())
+    frozen = net.get_layer("conv5_block2_3_conv").get_weights()[0].copy()
+    last = net.get_layer("conv5_block3_3_conv").get_weights()[0].copy()
+    history, weights = rc.train(net, synthetic_cache(), np.random.default_rng(0), lambda *_: None)
+    assert [r["epoch"] for r in history] == list(range(rc.EPOCHS + 1)) and len(weights) == rc.EPOCHS + 1
+    assert set(history[0]["stays"]) == {"darker_lung", "contrast", "rib_band"} and "loss" in history[1]
+    assert np.array_equal(net.get_layer("conv5_block2_3_conv").get_weights()[0], frozen)   # below the block: frozen
+    assert not np.allclose(net.get_layer("conv5_block3_3_conv").get_weights()[0], last)
+    served = history[0]
+    assert not rc.eligible(served, served)                                    # epoch 0 never ships
+    better = served | {"epoch": 1, "stays": {"darker_lung": 1.0, "contrast": 0.96, "rib_band": 0.95}}
+    assert rc.eligible(better, served)
+    assert not rc.eligible(better | {"score": served["score"] - 0.02}, served)
+    assert not rc.eligible(better | {"stays": better["stays"] | {"rib_band": 0.94}}, served)

@@ -54,6 +54,25 @@ def test_shipped_folder_is_complete():
     else:   # the refit's operating point kept as its record; the one before served again
         withdrawn = config["white_lung"]["withdrawn_by_step_8"]
         assert (withdrawn["threshold"], withdrawn["temperature"]) == refit != (config["threshold"], config["temperature"])
+    # WHITE_RULE 9: the adult reader's last layer changes only for a candidate that met every condition.
+    step9, ar = config["white_lung"].get("reader_overlays"), config["adult_reader"]
+    if step9:
+        with np.load(MODEL_DIR / ar["file"]) as f:
+            served = (float(f["threshold"]), float(f["temperature"]), float(f["low"]), float(f["high"]))
+        assert served == (ar["threshold"], ar["temperature"], ar["band"]["low"], ar["band"]["high"])
+        step10 = config["white_lung"].get("reader_consistency") or {}
+        if step10.get("shipped"):   # WHITE_RULE 10: the fine-tuned network, at the epoch the rule kept
+            kept = step10["history"][step10["kept"]]
+            assert kept["epoch"] > 0 and step10["served_path"]["meets"]
+            assert kept["score"] >= step10["history"][0]["score"] - 0.01 and min(kept["stays"].values()) >= 0.95
+            assert served[:2] == (kept["threshold"], kept["temperature"])
+            assert ar["exported_from"] != step10["before"]["exported_from"]   # the network itself is new
+        elif step9["chosen"] is None:
+            assert not any(c["eligible"] and c["meets_features"] and c.get("served_path", {}).get("meets")
+                           for c in step9["candidates"])
+            assert served[:2] == (step9["served"]["threshold"], step9["served"]["temperature"])
+        else:
+            assert step9["chosen"]["served_path"]["meets"] and served[0] == step9["chosen"]["threshold"]
     metrics = json.loads((MODEL_DIR / "metrics.json").read_text())
     assert metrics["n"] + metrics["without_lungs"] == 624 and metrics["split"] == "test"
     assert {"test", "validation"} <= set(metrics["validity"]) and metrics["adult_transfer"]["served"]["n"] > 100

@@ -22,12 +22,16 @@ def reader_lines(config: dict, metrics: dict) -> list[str]:
     if not cfg:
         return []
     band, routing = cfg["band"], cfg["routing"]
+    tuned = ((config.get("white_lung") or {}).get("reader_consistency") or {}).get("shipped")
     lines = [
         "## Adults: the adult reader",
         "",
         f"An X-ray the age score calls an adult's is read by a second ResNet50 (ImageNet start), trained on "
         f"adult X-rays of seven sources, each source the same weight, with augmentations that blur what tells "
-        f"hospitals apart; it was chosen by its worst validation source (rule below). Routing: {routing['routing']} "
+        f"hospitals apart; it was chosen by its worst validation source (rule below)"
+        + (", and its last block then fine-tuned so that bright bands and lines over the lungs carry no class "
+           "(WHITE_RULE step 10, in the white-lung section)" if tuned else "") +
+        f". Routing: {routing['routing']} "
         f"(validation log loss {routing['log_loss']['hard']:.4f} hard, {routing['log_loss']['blend']:.4f} blended). "
         f"Its threshold is {cfg['threshold']:.3f} (temperature {cfg['temperature']:.3f}); P(PNEUMONIA) in "
         f"[{band['low']:.3f}, {band['high']:.3f}) is answered \"can't tell\" (UNCERTAIN): the band fixed on "
@@ -51,7 +55,8 @@ def reader_lines(config: dict, metrics: dict) -> list[str]:
     held = m.get("held_out", {})
     if held:
         b, j = held.get("bimcv", {}), held.get("jsrt", {})
-        lines += ["What a stranger's hospital sees: a second reader trained by the same recipe with BIMCV (Spain, "
+        lines += ["What a stranger's hospital sees" + (" (by the recipe before step 10; not tuned again)" if tuned else "")
+                  + ": a second reader trained by the same recipe with BIMCV (Spain, "
                   "COVID-19) and JSRT (Japan) left out of every part, on all their films: "
                   + (f"BIMCV pneumonia called PNEUMONIA {b['sensitivity'][0]:.3f} [{b['sensitivity'][1]:.3f}, "
                      f"{b['sensitivity'][2]:.3f}] (n {b['sensitivity'][3]}); " if "sensitivity" in b else "")
@@ -62,7 +67,7 @@ def reader_lines(config: dict, metrics: dict) -> list[str]:
         lines += [f"How much of the source the features still carry (a linear probe telling the seven sources "
                   f"apart, cross-validated accuracy; chance {probe['chance']:.2f}): ImageNet start "
                   f"{probe['imagenet']:.3f}, the children's network {probe['children_served']:.3f}, the adult "
-                  f"reader {probe['adult_reader']:.3f}.", ""]
+                  f"reader{' before step 10' if tuned else ''} {probe['adult_reader']:.3f}.", ""]
     sources = cfg.get("sources") or {}
     if sources:
         lines += ["Sources: " + "; ".join(f"{k} ({v})" for k, v in sources.items()) + ". Attribution and terms: "

@@ -50,6 +50,7 @@ def white_lines(config: dict, metrics: dict) -> list[str]:
         return []
     lines = ["## A white lung is not NORMAL: opacity as evidence", "",
              *rule_lines(config.get("opacity_rule")), *overlay_lines(cfg.get("reader_overlays")),
+             *consistency_lines(cfg.get("reader_consistency")),
              ("**The refit (steps 1-7), served in one revision and withdrawn by step 8.** " if
               (config.get("opacity_rule") or {}).get("layer") == "before" else "") +
              "The Kermany children's pneumonias are mostly patchy; nothing in them told the model that a lung "
@@ -167,9 +168,38 @@ def overlay_lines(r: dict | None) -> list[str]:
                      f"{' / '.join(_v(x['answered']) for x in w)}; "
                      f"{_stays({k: row.get(k + '_stays') for k in ('darker_lung', 'contrast', 'rib_band')})}"
                      f"{' (meets)' if row.get('meets') else ''}")
-    verdict = ("none met every condition: the reader's last layer is unchanged" if not r["chosen"] else
+    verdict = ("none met every condition: step 9 shipped nothing" if not r["chosen"] else
                f"served: share {r['chosen']['share']}, C {r['chosen']['C']} (threshold {r['chosen']['threshold']:.3f}, "
                f"temperature {r['chosen']['temperature']:.3f}, can't tell [{r['chosen']['low']:.3f}, "
                f"{r['chosen']['high']:.3f}), routing {r['chosen']['routing']['routing']})")
     return lines + ["", f"Step 9 was written after the report parts' rib-band number had been read (disclosed). "
                         f"Result: {verdict}.", ""]
+
+
+def consistency_lines(r: dict | None) -> list[str]:
+    """WHITE_RULE (10): the adult reader's last block fine-tuned in pairs (nothing without a record)."""
+    if not r:
+        return []
+    lines = ["**The adult reader's last block taught to ignore them (step 10).** The refit above moves only the last "
+             "layer on features that still see the band. So the last block of the reader's network (conv5_block3) "
+             "and its last layer were fine-tuned from the served reader on pairs, each fit film and its overlaid "
+             "copy (the same overlays, label kept), the loss asking both for the right class and the same logit; "
+             "5 epochs, each judged on validation (the reader alone; the same three sources' normals):", "",
+             "| epoch | worst source (ADULT_RULE 3) | answered | threshold | can't tell | stay NORMAL: darker lung / "
+             "contrast / rib band |", "|---|---|---|---|---|---|"]
+    for h in r["history"]:
+        name = "0 (served before)" if h["epoch"] == 0 else str(h["epoch"])
+        mark = " (**kept**)" if h["epoch"] == r["kept"] else ""
+        lines.append(f"| {name}{mark} | {h['score']:.3f} ({h['where']}) | {h['answered']:.2f} | {h['threshold']:.3f} "
+                     f"| [{h['band']['low']:.3f}, {h['band']['high']:.3f}) | {_stays(h['stays'])} |")
+    row = r.get("served_path")
+    if row:
+        w = [row[f"white_{k}"] for k in ("0.5", "0.85", "1.0")]
+        lines += ["", f"Exported and served (tuberculosis line refitted on its features, routing chosen again: "
+                      f"{row['routing']}), on those validation normals through the served path: whitened 50% / 85% / "
+                      f"100% called PNEUMONIA {' / '.join(_v(x['normal_called_pneumonia']) for x in w)}, answered "
+                      f"{' / '.join(_v(x['answered']) for x in w)}; non-opacities stay NORMAL "
+                      f"{_stays({k: row.get(k + '_stays') for k in ('darker_lung', 'contrast', 'rib_band')})}: "
+                      f"{'every condition met, served' if r.get('shipped') else 'a condition missed, not served'}."]
+    return lines + ["", "Step 10 was written after step 9's validation table had been read (disclosed); no report "
+                        "number chose anything.", ""]

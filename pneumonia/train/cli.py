@@ -1,6 +1,7 @@
 """What the command-line entry points share: a timestamped log line, the code's commit, and a known error as one line, not a traceback."""
 from __future__ import annotations
 
+import argparse
 from collections.abc import Callable
 from pathlib import Path
 import subprocess
@@ -22,6 +23,14 @@ def run(action: Callable[[], object]) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     return 0
+
+
+def parser(doc: str | None, required: tuple[str, ...]) -> argparse.ArgumentParser:
+    """A command's parser: its module docstring as help, each of `required` a required option."""
+    p = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    for flag in required:
+        p.add_argument(flag, required=True)
+    return p
 
 
 def log(msg: str) -> None:

@@ -16,7 +16,6 @@ Everything is recorded under `white_lung` in the folder's config.json.
 """
 from __future__ import annotations
 
-import argparse
 import json
 from pathlib import Path
 import sys
@@ -169,15 +168,13 @@ def rejudge_int8(folder: Path, config: dict, views: np.ndarray, labels: np.ndarr
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    for flag in ("--model", "--data", "--adults", "--hospitals", "--more"):
-        p.add_argument(flag, required=True)
+    from pneumonia.train.cli import log, parser
+    p = parser(__doc__, ("--model", "--data", "--adults", "--hospitals", "--more"))
     p.add_argument("--features", default="runs/white35.npz", help="read if it exists, else written")
     p.add_argument("--augmented", help="WHITE_RULE (7): the augmented fit sets, read if the file exists, else written")
     p.add_argument("--population", default="runs/population.npz",
                    help="population_refit's features: the children's clean features and the routing's sets")
     args = p.parse_args(argv)
-    from pneumonia.train.cli import log
     from pneumonia.train.painted_features import gather
     from pneumonia.train.population_refit import routing_sets
     from pneumonia.train.reader_serving import routing

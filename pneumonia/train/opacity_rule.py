@@ -11,7 +11,6 @@ its threshold, temperature, routing and int8 judgement come back.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import os
@@ -83,9 +82,8 @@ def judge_layer(predictor, head: LinearHead, children: tuple, clean_only: bool =
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    for flag in ("--model", "--before", "--data", "--adults", "--hospitals", "--more"):
-        p.add_argument(flag, required=True)
+    from pneumonia.train.cli import parser
+    p = parser(__doc__, ("--model", "--before", "--data", "--adults", "--hospitals", "--more"))
     p.add_argument("--out", help="the whole table as JSON here too")
     args = p.parse_args(argv)
     os.environ["PNEUMONIA_PRECISION"] = "f32"

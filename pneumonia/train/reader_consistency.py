@@ -16,7 +16,6 @@ rule's last sentence and a separate step.
 """
 from __future__ import annotations
 
-import argparse
 import json
 from pathlib import Path
 import sys
@@ -133,15 +132,13 @@ def eligible(row: dict, served: dict) -> bool:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    for flag in ("--model", "--adults", "--hospitals", "--more", "--reader"):
-        p.add_argument(flag, required=True)
+    from pneumonia.train.cli import log, parser
+    p = parser(__doc__, ("--model", "--adults", "--hospitals", "--more", "--reader"))
     p.add_argument("--cache", default="runs/consistency36.npz", help="read if it exists, else written")
     p.add_argument("--out", default="runs/consistency36")
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args(argv)
     import keras
-    from pneumonia.train.cli import log
     net = keras.saving.load_model(args.reader, compile=False)
     if not Path(args.cache).exists():
         films = read_films(Path(args.model), (args.adults, args.hospitals, args.more))

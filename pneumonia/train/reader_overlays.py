@@ -15,7 +15,6 @@ point, band and routing can change. Recorded under config
 """
 from __future__ import annotations
 
-import argparse
 import json
 import os
 from pathlib import Path
@@ -112,9 +111,8 @@ def served_judge(predictor, films: tuple, reader: AdultReader, route: dict) -> d
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    for flag in ("--model", "--adults", "--hospitals", "--more"):
-        p.add_argument(flag, required=True)
+    from pneumonia.train.cli import log, parser
+    p = parser(__doc__, ("--model", "--adults", "--hospitals", "--more"))
     p.add_argument("--features", default="runs/white35.npz")
     p.add_argument("--augmented", default="runs/white35_aug.npz")
     p.add_argument("--overlaid", default="runs/overlaid36.npz", help="read if it exists, else written")
@@ -123,7 +121,6 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     os.environ["PNEUMONIA_PRECISION"] = "f32"
     from pneumonia.serve.loader import load_folder
-    from pneumonia.train.cli import log
     from pneumonia.train.population_refit import routing_sets
     from pneumonia.train.reader_serving import routing
     folder = Path(args.model)
