@@ -40,14 +40,12 @@ def read_films(folder: Path, dirs: tuple[str, str, str]) -> dict[str, np.ndarray
     from pneumonia.train import augment
     from pneumonia.train.adult_sources import load_films
     from pneumonia.train.painted_features import adult_fit_films
-    from pneumonia.train.reader_overlays import OVERLAY_SEED
-    from pneumonia.train.overlays import overlay
+    from pneumonia.train.reader_overlays import overlaid_films
     config = read_config(folder)
     lungs = LungReader.exported(folder, config, "f32")
     seed = config["adult_reader"]["training"]["seed"]
     canons, masks, y, sources = adult_fit_films(lungs, dirs, seed)
-    rng = np.random.default_rng([seed, OVERLAY_SEED, 0])   # (9)'s overlaid films, film for film
-    over, _, _, over_found = lungs.read(np.stack([overlay(c, m, rng) for c, m in zip(canons, masks)]))
+    over, _, _, over_found = lungs.read(overlaid_films(canons, masks, seed))   # (9)'s overlaid films, film for film
     out = {"fit": lungs.read(canons)[0], "overlaid": over, "overlaid_found": over_found, "y_fit": y, "s_fit": sources}
     films = load_films(*dirs, seed)
     rows = films.rows("validation", labels=(0, 1))

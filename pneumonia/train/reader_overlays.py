@@ -39,6 +39,12 @@ SERVED_TRIES = 3
 ANSWERED = 0.95
 
 
+def overlaid_films(canons: np.ndarray, masks: list[np.ndarray], seed: int) -> np.ndarray:
+    """Each fit film with its overlays, drawn by (9)'s seeded generator (step 10 pairs the same films)."""
+    rng = np.random.default_rng([seed, OVERLAY_SEED, 0])
+    return np.stack([overlays.overlay(c, m, rng) for c, m in zip(canons, masks)])
+
+
 def overlaid(folder: Path, adult_dirs: tuple[str, str, str]) -> dict[str, np.ndarray]:
     """One overlaid view of every two-class fit film (`opacity_heads`' fit rows), read
     again by the served lung finder: pooled reader features, lungs found, labels, sources."""
@@ -49,8 +55,7 @@ def overlaid(folder: Path, adult_dirs: tuple[str, str, str]) -> dict[str, np.nda
     lungs = LungReader.exported(folder, config, "f32")
     seed = config["adult_reader"]["training"]["seed"]
     canons, masks, y, sources = adult_fit_films(lungs, adult_dirs, seed)
-    rng = np.random.default_rng([seed, OVERLAY_SEED, 0])
-    views = np.stack([overlays.overlay(c, m, rng) for c, m in zip(canons, masks)])
+    views = overlaid_films(canons, masks, seed)
     return read_sets(lungs.read, Network(folder / READER_IR, "f32"), {"overlaid": views}, "a") | {
         "a_overlaid_y": y, "a_overlaid_sources": sources}
 
